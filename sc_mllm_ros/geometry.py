@@ -1,0 +1,159 @@
+"""Camera and gripper geometry shared by the model codec and the simulator (pure numpy).
+
+Conventions, fixed here once for the whole project:
+
+* Pixels are ``(row, col)`` integer or float pairs, origin at the top-left pixel centre.
+  (ManipLLM's answer text writes the contact point as ``[x, y]`` with x the ROW and y the COLUMN;
+  this matches.)
+* The camera frame is the ROS optical frame (REP 103 ``*_optical_frame``): +x right, +y down,
+  +z forward into the scene.  Depth is the z coordinate in metres.
+* A gripper orientation is given by two unit vectors in the camera frame: ``up`` is the approach
+  axis (the gripper z axis, pointing into the surface, i.e. minus the surface normal) and
+  ``forward`` is the gripper x axis.  The rotation matrix has columns ``[forward, up x forward, up]``.
+* Quaternions are ``(x, y, z, w)`` like ``geometry_msgs/Quaternion``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole intrinsics of an image of ``height`` x ``width`` pixels (sensor_msgs/CameraInfo K)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    @classmethod
+    def from_fov(cls, fovy_deg: float, width: int, height: int) -> CameraIntrinsics:
+        """Intrinsics of an ideal camera with vertical field of view ``fovy_deg`` (MuJoCo's convention)."""
+        f = 0.5 * height / np.tan(np.deg2rad(fovy_deg) / 2.0)
+        return cls(fx=f, fy=f, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0, width=width, height=height)
+
+    @classmethod
+    def from_k(cls, k: np.ndarray | list[float], width: int, height: int) -> CameraIntrinsics:
+        """From a row-major 3x3 K matrix (CameraInfo.k)."""
+        k = np.asarray(k, dtype=float).reshape(3, 3)
+        return cls(fx=k[0, 0], fy=k[1, 1], cx=k[0, 2], cy=k[1, 2], width=width, height=height)
+
+    @property
+    def k(self) -> np.ndarray:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def scaled(self, width: int, height: int) -> CameraIntrinsics:
+        """The same camera rendered at another resolution."""
+        sx, sy = width / self.width, height / self.height
+        return CameraIntrinsics(
+            fx=self.fx * sx,
+            fy=self.fy * sy,
+            cx=(self.cx + 0.5) * sx - 0.5,
+            cy=(self.cy + 0.5) * sy - 0.5,
+            width=width,
+            height=height,
+        )
+
+
+def deproject(pixel: tuple[float, float], depth: float, intr: CameraIntrinsics) -> np.ndarray:
+    """Lift a ``(row, col)`` pixel with its depth (metres) to a 3D point in the camera frame."""
+    if not np.isfinite(depth) or depth <= 0.0:
+        raise ValueError(f"depth at pixel {tuple(pixel)} must be a positive finite number, got {depth}")
+    row, col = pixel
+    x = (col - intr.cx) / intr.fx * depth
+    y = (row - intr.cy) / intr.fy * depth
+    return np.array([x, y, depth], dtype=float)
+
+
+def project(point: np.ndarray, intr: CameraIntrinsics) -> tuple[float, float]:
+    """Project a 3D camera-frame point to a ``(row, col)`` pixel."""
+    x, y, z = np.asarray(point, dtype=float)
+    if z <= 0.0:
+        raise ValueError(f"point {point} is behind the camera")
+    return (intr.fy * y / z + intr.cy, intr.fx * x / z + intr.cx)
+
+
+def rotation_from_up_forward(up: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """Orthonormal rotation with columns ``[forward, up x forward, up]``.
+
+    ``up`` is kept as given (normalised); ``forward`` is re-orthogonalised against it (Gram-Schmidt),
+    which is how quantised directions from answer text become a proper rotation.
+    """
+    up = np.asarray(up, dtype=float)
+    forward = np.asarray(forward, dtype=float)
+    nu = np.linalg.norm(up)
+    if not np.isfinite(nu) or nu < 1e-6:
+        raise ValueError(f"up direction {up.tolist()} has no length")
+    up = up / nu
+    forward = forward - np.dot(forward, up) * up
+    nf = np.linalg.norm(forward)
+    if not np.isfinite(nf) or nf < 1e-6:
+        raise ValueError("forward direction is parallel to the up direction")
+    forward = forward / nf
+    return np.column_stack([forward, np.cross(up, forward), up])
+
+
+def up_forward_from_rotation(rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`rotation_from_up_forward`."""
+    rot = np.asarray(rot, dtype=float)
+    return rot[:, 2].copy(), rot[:, 0].copy()
+
+
+def quaternion_from_rotation(rot: np.ndarray) -> np.ndarray:
+    """``(x, y, z, w)`` quaternion of a rotation matrix."""
+    return Rotation.from_matrix(rot).as_quat()
+
+
+def rotation_from_quaternion(quat: np.ndarray) -> np.ndarray:
+    """Rotation matrix of an ``(x, y, z, w)`` quaternion."""
+    return Rotation.from_quat(quat).as_matrix()
+
+
+def angle_between_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle between two vectors in degrees."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    c = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+@dataclass(frozen=True)
+class Pose:
+    """A 6-DoF pose: ``position`` (3,) and ``rotation`` (3, 3), both in the frame ``frame_id``."""
+
+    position: np.ndarray
+    rotation: np.ndarray
+    frame_id: str = "camera_color_optical_frame"
+
+    @property
+    def quaternion(self) -> np.ndarray:
+        return quaternion_from_rotation(self.rotation)
+
+    @property
+    def up(self) -> np.ndarray:
+        return self.rotation[:, 2]
+
+    @property
+    def forward(self) -> np.ndarray:
+        return self.rotation[:, 0]
+
+    def matrix(self) -> np.ndarray:
+        """Homogeneous 4x4 transform."""
+        t = np.eye(4)
+        t[:3, :3] = self.rotation
+        t[:3, 3] = self.position
+        return t
+
+    def transformed(self, parent_from_frame: np.ndarray, frame_id: str) -> Pose:
+        """This pose expressed in another frame, given the 4x4 transform into it."""
+        m = parent_from_frame @ self.matrix()
+        return Pose(position=m[:3, 3].copy(), rotation=m[:3, :3].copy(), frame_id=frame_id)
