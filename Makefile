@@ -1,0 +1,53 @@
+# The two commands a newcomer types: `make demo` and `make test`. Each first runs the idempotent set-up.
+SHELL := /bin/bash
+ENV := tools/env.sh
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+.PHONY: help setup demo test test-slow test-all lint bench lock clean
+
+help:
+	@echo "make demo       run the self-correcting loop on the embedded MuJoCo Franka (summary + PNGs in runs/demo)"
+	@echo "make test       run the test suite (everything but the tests marked slow)"
+	@echo "make test-slow  run only the slow end-to-end tests;  make test-all: both"
+	@echo "make lint       ruff + the ament linters;  make bench: all benchmarks;  make lock: re-pin requirements"
+
+setup:
+	@tools/setup.sh
+
+demo: setup
+	$(ENV) sc-mllm bringup --demo --out runs/demo $(DEMO_ARGS)
+
+# pytest exits 5 when it collected no test: that must not pass for success.
+define run_pytest
+	@set +e; $(ENV) python -m pytest $(1) $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+endef
+
+test: setup
+	$(call run_pytest,-m "not slow")
+
+test-slow: setup
+	$(call run_pytest,-m slow)
+
+test-all: setup
+	$(call run_pytest,)
+
+lint: setup
+	$(ENV) ruff check .
+	$(call run_pytest,-m linter)
+
+bench: setup
+	$(ENV) sc-mllm bench sim
+	$(ENV) sc-mllm bench model
+	$(ENV) sc-mllm bench system
+
+# Re-pin: install requirements.txt afresh into a scratch venv and freeze it into requirements.lock.
+lock:
+	rm -rf .venv-lock && python3.11 -m venv .venv-lock
+	.venv-lock/bin/pip install -q -r requirements.txt
+	.venv-lock/bin/pip freeze --exclude-editable > requirements.lock
+	rm -rf .venv-lock
+
+clean:
+	rm -rf build install log .pytest_cache
