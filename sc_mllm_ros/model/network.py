@@ -1,0 +1,349 @@
+"""SCMLLM: open_clip visual tower -> projector -> LlamaForCausalLM with peft adapters; the runtime API."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+import threading
+
+import numpy as np
+import peft
+import torch
+from torch import nn
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from sc_mllm_ros.model.checkpoint import atomic_write_text, dedup_shared, load_tensors, save_tensors
+from sc_mllm_ros.model.codec import FailureAnswer, PoseAnswer
+from sc_mllm_ros.model.config import SCMLLMConfig
+from sc_mllm_ros.model.data import prompt_values
+from sc_mllm_ros.model.decoding import AnswerConstraint, decode_prefilled, decode_tokenwise
+from sc_mllm_ros.model.prompts import FAILURE_ANSWERS, answer_segments, prompt_segments
+from sc_mllm_ros.model.tokenizer import SCTokenizer
+from sc_mllm_ros.model.vision import Projector, RegressionHead, VisionTower, preprocess
+
+MODEL_FILE = "model.safetensors"
+FORMAT = "sc_mllm/1"
+ADAPTER_FORMAT = "sc_mllm_adapter/1"
+
+
+def _build_tokenizer(cfg: SCMLLMConfig) -> SCTokenizer:
+    if cfg.tokenizer.kind == "pretrained":
+        if cfg.llm.path is None:
+            raise ValueError("tokenizer kind 'pretrained' needs llm.path (a local Hugging Face directory)")
+        return SCTokenizer.from_hf_dir(cfg.llm.path)
+    return SCTokenizer.build(cfg.tokenizer.kind, cfg.tokenizer.bpe_vocab_size, answer_size=cfg.answer_size)
+
+
+class SCMLLM(nn.Module):
+    """The self-correcting multimodal LLM.  ``SCMLLM(config)`` builds it (random small model, or the local CLIP
+    and LLaMA files the config names); predictions are serialised by a lock so adapter swaps are safe.
+    """
+
+    def __init__(self, config: SCMLLMConfig | None = None, tokenizer: SCTokenizer | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or SCMLLMConfig()
+        self.tokenizer = tok = tokenizer or _build_tokenizer(cfg)
+        self.tower = VisionTower(cfg.vision)
+        if cfg.llm.path is not None:
+            llm = LlamaForCausalLM.from_pretrained(cfg.llm.path)
+        else:
+            llm = LlamaForCausalLM(
+                LlamaConfig(
+                    vocab_size=tok.vocab_size,
+                    hidden_size=cfg.llm.hidden_size,
+                    intermediate_size=cfg.llm.intermediate_size,
+                    num_hidden_layers=cfg.llm.num_layers,
+                    num_attention_heads=cfg.llm.num_heads,
+                    num_key_value_heads=cfg.llm.num_heads,
+                    max_position_embeddings=cfg.llm.max_positions,
+                    attention_bias=cfg.llm.attention_bias,
+                    tie_word_embeddings=True,
+                    bos_token_id=tok.bos_id,
+                    eos_token_id=tok.eos_id,
+                    pad_token_id=tok.pad_id,
+                )
+            )
+            if tok.has_number_tokens:
+                self._init_number_embeddings(llm)
+        if llm.get_input_embeddings().weight.shape[0] < tok.vocab_size:
+            raise ValueError(
+                f"the LLM's vocabulary ({llm.get_input_embeddings().weight.shape[0]}) is smaller than "
+                f"the tokenizer's ({tok.vocab_size})"
+            )
+        self.dim = llm.config.hidden_size
+        self.projector = Projector(self.tower.out_dim, self.dim, self.tower.num_tokens)
+        self.head = RegressionHead(self.tower.out_dim, self.tower.grid)
+        self.llm = self._wrap_adapters(llm)
+        self.register_buffer("mean", torch.tensor(cfg.vision.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.vision.std).view(1, 3, 1, 1), persistent=False)
+        self._lock = threading.RLock()
+        self.set_trainable("adapter")
+        self.eval()
+
+    # -- construction -------------------------------------------------------------------------------------
+    def _init_number_embeddings(self, llm: LlamaForCausalLM) -> None:
+        """Value-ordered sinusoid embeddings for the number tokens (tied with the output head)."""
+        tok = self.tokenizer
+        values = torch.arange(tok.number_lo, tok.number_hi + 1, dtype=torch.float32)
+        d = llm.config.hidden_size
+        freqs = torch.exp(-torch.arange(d // 2, dtype=torch.float32) / (d // 2) * math.log(500.0))
+        ang = values[:, None] * freqs[None, :]
+        emb = torch.cat([ang.sin(), ang.cos()], dim=1) * (0.02 * math.sqrt(2.0))
+        with torch.no_grad():
+            w = llm.get_input_embeddings().weight
+            w[tok.number_first_id : tok.number_first_id + len(values), : emb.shape[1]] = emb
+
+    def _wrap_adapters(self, llm: LlamaForCausalLM) -> nn.Module:
+        a = self.config.adapter
+        if a.kind == "lora":
+            pc = peft.LoraConfig(
+                r=a.lora_r, lora_alpha=a.lora_alpha, target_modules=list(a.lora_targets), lora_dropout=0.0
+            )
+        elif a.kind == "adaption_prompt":
+            pc = peft.AdaptionPromptConfig(
+                adapter_len=a.adapter_len,
+                adapter_layers=min(a.adapter_layers, llm.config.num_hidden_layers),
+                task_type="CAUSAL_LM",
+            )
+        else:
+            raise ValueError(f"unknown adapter kind {a.kind!r}; expected 'lora' or 'adaption_prompt'")
+        return peft.get_peft_model(llm, pc)
+
+    @property
+    def base_llm(self) -> LlamaForCausalLM:
+        """The underlying LlamaForCausalLM (adapters injected in place)."""
+        return self.llm.get_base_model()
+
+    # -- which parameters train ------------------------------------------------------------------------------
+    def is_adapter_param(self, name: str) -> bool:
+        if not name.startswith("llm."):
+            return False
+        a = self.config.adapter
+        return (
+            "lora_" in name
+            or "adaption_" in name
+            or (a.train_norms and "norm" in name)
+            or (a.train_biases and name.endswith(".bias"))
+        )
+
+    def set_trainable(self, what: str) -> None:
+        """``"all"`` (small-model pretraining), ``"adapter"`` (fine-tuning, online learning) or ``"vision"``."""
+        if what not in ("all", "adapter", "vision"):
+            raise ValueError(f"set_trainable expects 'all', 'adapter' or 'vision', got {what!r}")
+        for name, p in self.named_parameters():
+            if what == "all":
+                p.requires_grad_(True)
+            elif what == "vision":
+                p.requires_grad_(name.startswith(("tower.", "head.")))
+            else:
+                p.requires_grad_(self.is_adapter_param(name))
+
+    def trainable_summary(self) -> str:
+        groups: dict[str, list[int]] = {}
+        total = trainable = 0
+        for name, p in self.named_parameters():
+            total += p.numel()
+            if p.requires_grad:
+                trainable += p.numel()
+                kind = (
+                    "lora"
+                    if "lora_" in name
+                    else "adaption prompt"
+                    if "adaption_" in name
+                    else "norm"
+                    if "norm" in name and name.startswith("llm.")
+                    else "bias"
+                    if name.endswith(".bias") and name.startswith("llm.")
+                    else name.split(".")[0]
+                )
+                g = groups.setdefault(kind, [0, 0])
+                g[0] += 1
+                g[1] += p.numel()
+        parts = ", ".join(f"{k}: {n} tensors / {c:,}" for k, (n, c) in sorted(groups.items()))
+        return f"trainable {trainable:,} of {total:,} parameters ({100 * trainable / max(total, 1):.2f}%) [{parts}]"
+
+    # -- forward ------------------------------------------------------------------------------------------
+    def visual_embeds(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, S, S) -> (B, N, D) visual tokens in the LLM embedding space."""
+        return self.projector(self.visual_tokens(images))
+
+    def visual_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.float() / 255.0 - self.mean) / self.std
+        return self.tower(x)
+
+    def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.llm.get_input_embeddings()(ids)
+
+    def prefix_embeds(self, images: torch.Tensor, prompt_ids: list[int]) -> torch.Tensor:
+        """[BOS][visual tokens][prompt] for one image (1, 3, S, S)."""
+        vis = self.visual_embeds(images)
+        bos = self.embed_ids(torch.tensor([[self.tokenizer.bos_id]]))
+        prompt = self.embed_ids(torch.tensor([prompt_ids], dtype=torch.long))
+        return torch.cat([bos, vis.to(bos.dtype), prompt], dim=1)
+
+    def text_logits(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Training forward: logits (B, T, V) predicting ``ids`` (right-padded prompt+answer) after the image.
+
+        Right padding needs no attention mask: causal attention never lets a real token see a later pad.
+        """
+        b = ids.shape[0]
+        vis = self.visual_embeds(images)
+        bos = self.embed_ids(torch.full((b, 1), self.tokenizer.bos_id, dtype=torch.long))
+        emb = torch.cat([bos, vis.to(bos.dtype), self.embed_ids(ids)], dim=1)
+        logits = self.base_llm(inputs_embeds=emb, use_cache=False).logits
+        n = vis.shape[1]
+        return logits[:, n : n + ids.shape[1]]
+
+    def _step(self, prefix: torch.Tensor | None, new_ids: list[int], cache: object):
+        parts = [] if prefix is None else [prefix]
+        if new_ids:
+            parts.append(self.embed_ids(torch.tensor([new_ids], dtype=torch.long)))
+        out = self.base_llm(
+            inputs_embeds=torch.cat(parts, dim=1), cache=cache, use_cache=True, logits_to_keep=1
+        )
+        return out.logits[0, -1].float(), out.cache
+
+    # -- runtime API --------------------------------------------------------------------------------------
+    def _answer(self, family: str, rgb: np.ndarray, values: dict[str, object], method: str = "prefilled"):
+        prompt_ids, _ = self.tokenizer.encode_segments(
+            prompt_segments(family, self.config.answer_size), values
+        )
+        return self.decode(preprocess(rgb, self.config.vision), prompt_ids, family, method)
+
+    def decode(
+        self, image: torch.Tensor, prompt_ids: list[int], family: str, method: str = "prefilled"
+    ) -> tuple[AnswerConstraint, int]:
+        """Constrained greedy answer for a preprocessed uint8 (3, S, S) image; returns the finished constraint
+        (``.values`` holds the slot values, ``.tokens`` the ids) and the number of forward passes.
+        """
+        if method not in ("prefilled", "tokenwise"):
+            raise ValueError(f"decoding method must be 'prefilled' or 'tokenwise', got {method!r}")
+        constraint = AnswerConstraint(answer_segments(family, self.config.answer_size), self.tokenizer)
+        decode = decode_prefilled if method == "prefilled" else decode_tokenwise
+        with self._lock, torch.inference_mode():
+            passes = decode(self._step, self.prefix_embeds(image[None], prompt_ids), constraint)
+        return constraint, passes
+
+    def predict_pose(self, rgb: np.ndarray, object_name: str, method: str = "prefilled") -> PoseAnswer:
+        """Contact point and gripper orientation for pulling ``object_name`` in ``rgb`` (uint8 HxWx3, any size)."""
+        hw = np.asarray(rgb).shape[:2]
+        c, passes = self._answer(
+            "pose", rgb, prompt_values("pose", object_name, hw, self.config.answer_size), method
+        )
+        return PoseAnswer.from_values(c.values, hw, self.config.answer_size, passes)
+
+    def detect_failure(
+        self,
+        end_rgb: np.ndarray,
+        object_name: str,
+        contact: tuple[float, float],
+        up: np.ndarray,
+        forward: np.ndarray,
+        method: str = "prefilled",
+    ) -> FailureAnswer:
+        """Failure cause from the end-state image and the executed end-effector parameters (pixels of ``end_rgb``)."""
+        hw = np.asarray(end_rgb).shape[:2]
+        values = prompt_values("failure", object_name, hw, self.config.answer_size, contact, up, forward)
+        c, passes = self._answer("failure", end_rgb, values, method)
+        cause = str(c.values["cause"])
+        return FailureAnswer(cause=cause, text=FAILURE_ANSWERS[cause], forward_passes=passes)
+
+    def correct(
+        self,
+        rgb: np.ndarray,
+        object_name: str,
+        hint_contact: tuple[float, float],
+        hint_up: np.ndarray,
+        hint_forward: np.ndarray,
+        method: str = "prefilled",
+    ) -> PoseAnswer:
+        """A new pose from the initial image and expert hints (pixels of ``rgb``)."""
+        hw = np.asarray(rgb).shape[:2]
+        values = prompt_values(
+            "correction", object_name, hw, self.config.answer_size, hint_contact, hint_up, hint_forward
+        )
+        c, passes = self._answer("correction", rgb, values, method)
+        return PoseAnswer.from_values(c.values, hw, self.config.answer_size, passes)
+
+    # -- adapters -----------------------------------------------------------------------------------------
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """A detached copy of the adapter parameters (what fine-tuning, online learning and the EMA touch)."""
+        with self._lock:
+            return {n: p.detach().clone() for n, p in self.named_parameters() if self.is_adapter_param(n)}
+
+    def load_adapter_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        own = dict(self.named_parameters())
+        expected = {n for n in own if self.is_adapter_param(n)}
+        if set(sd) != expected:
+            missing, extra = sorted(expected - set(sd)), sorted(set(sd) - expected)
+            raise ValueError(f"adapter state mismatch: missing {missing[:5]}, unexpected {extra[:5]}")
+        with self._lock, torch.no_grad():
+            for n, t in sd.items():
+                if own[n].shape != t.shape:
+                    raise ValueError(f"adapter tensor {n}: shape {tuple(t.shape)} != {tuple(own[n].shape)}")
+                own[n].copy_(t)
+
+    def save_adapter(self, path: str | Path) -> None:
+        save_tensors(
+            path,
+            self.adapter_state_dict(),
+            {"format": ADAPTER_FORMAT, "adapter": self.config.to_dict()["adapter"]},
+        )
+
+    def load_adapter(self, path: str | Path) -> None:
+        sd, meta = load_tensors(path)
+        if meta.get("format") != ADAPTER_FORMAT:
+            raise ValueError(f"{path} is not an SC-MLLM adapter file (format {meta.get('format')!r})")
+        self.load_adapter_state_dict(sd)
+
+    # -- checkpoints --------------------------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path) -> None:
+        """Full model: ``path/model.safetensors`` (config + tokenizer in its metadata) + JSON copies; atomic."""
+        path = Path(path)
+        with self._lock:
+            state, _ = dedup_shared(self.state_dict())
+            state = {k: v.clone() for k, v in state.items()}
+        config_json = json.dumps(self.config.to_dict(), indent=2)
+        save_tensors(
+            path / MODEL_FILE,
+            state,
+            {"format": FORMAT, "config": config_json, "tokenizer": self.tokenizer.to_json()},
+        )
+        atomic_write_text(path / "config.json", config_json)
+        atomic_write_text(path / "tokenizer.json", self.tokenizer.tok.to_str(pretty=True))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> SCMLLM:
+        path = Path(path)
+        file = path / MODEL_FILE if path.is_dir() else path
+        state, meta = load_tensors(file)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{file} is not an SC-MLLM checkpoint (format {meta.get('format')!r})")
+        model = cls(
+            SCMLLMConfig.from_dict(json.loads(meta["config"])), SCTokenizer.from_json(meta["tokenizer"])
+        )
+        model.load_full_state(state)
+        return model.to(device)
+
+    def load_full_state(self, state: dict[str, torch.Tensor]) -> None:
+        _, tied = dedup_shared(self.state_dict())
+        result = self.load_state_dict(state, strict=False)
+        missing = set(result.missing_keys) - set(tied)
+        if missing or result.unexpected_keys:
+            raise ValueError(
+                f"checkpoint mismatch: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(result.unexpected_keys)[:5]}"
+            )
+
+    def clone(self) -> SCMLLM:
+        """An independent copy (e.g. for a learner that trains while this one serves)."""
+        with self._lock:
+            lock = self.__dict__.pop("_lock")
+            try:
+                other = copy.deepcopy(self)
+            finally:
+                self._lock = lock
+        other._lock = threading.RLock()
+        return other
