@@ -167,7 +167,7 @@ class Trainer:
         self.opt.step()
         model.eval()
         self.state.step += 1
-        return float(loss)
+        return loss.item()
 
     def run(self, progress: bool = True) -> list[float]:
         """Train to the end (or continue a resumed run); returns the stage-2 losses of this call."""
@@ -323,7 +323,7 @@ class OnlineLearner:
             loss.backward()
             nn.utils.clip_grad_norm_(self.params, self.grad_clip)
             self.opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         m.eval()
         self.ema.update(m.adapter_state_dict())
         self.model.load_adapter_state_dict(self.ema.state_dict())

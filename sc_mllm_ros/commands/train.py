@@ -1,0 +1,92 @@
+"""``sc-mllm train``: stage 1 (visual tower) + stage 2 (co-fine-tuning) of the small SC-MLLM on a dataset.
+
+Writes ``OUT/model/`` (full checkpoint), ``OUT/adapter.safetensors``, ``OUT/train_state.pt`` (for ``--resume``)
+and ``OUT/eval.json`` (held-out accuracy next to the predict-the-mean baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="dataset folder written by `sc-mllm gen-data`")
+    parser.add_argument("--out", required=True, help="output folder (checkpoints, eval.json)")
+    parser.add_argument("--stage1-steps", type=int, default=None, help="visual-tower regression steps")
+    parser.add_argument("--steps", type=int, default=None, help="co-fine-tuning steps")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", choices=("small", "tiny"), default="small",
+                        help="small: the recipe's model; tiny: a toy for smoke tests")
+    parser.add_argument("--tokenizer", choices=("numbers", "bpe"), default="numbers")
+    parser.add_argument("--no-soft-targets", action="store_true", help="plain one-hot cross-entropy")
+    parser.add_argument("--fp32", action="store_true", help="disable bf16 autocast")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N training records")
+    parser.add_argument("--eval-limit", type=int, default=200, help="held-out records per split to evaluate")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _config(args: argparse.Namespace):
+    from sc_mllm_ros.model import LLMConfig, SCMLLMConfig, TokenizerConfig, VisionConfig
+
+    cfg = SCMLLMConfig(tokenizer=TokenizerConfig(kind=args.tokenizer))
+    if args.size == "tiny":
+        cfg.vision = VisionConfig(image_size=64, width=16)
+        cfg.llm = LLMConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128)
+    t = cfg.train
+    t.seed = args.seed
+    t.soft_targets = not args.no_soft_targets
+    t.bf16 = not args.fp32
+    for name in ("stage1_steps", "steps", "batch_size", "lr"):
+        if getattr(args, name) is not None:
+            setattr(t, name, getattr(args, name))
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from sc_mllm_ros.model import SCMLLM
+    from sc_mllm_ros.model.data import load_encoded, read_manifest
+    from sc_mllm_ros.model.training import Trainer, evaluate, seed_everything
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    manifest = read_manifest(args.data)
+    progress = not args.no_progress
+    if args.resume:
+        if not (out / "train_state.pt").is_file():
+            print(f"nothing to resume in {out}")
+            return 1
+        model = SCMLLM.from_pretrained(out / "model")
+        train = load_encoded(args.data, "train", model.tokenizer, model.config, args.limit)
+        trainer = Trainer.resume(out, train)
+        # Longer runs may be asked for on resume; everything else comes from the checkpoint.
+        for name in ("stage1_steps", "steps"):
+            if getattr(args, name) is not None:
+                setattr(trainer.cfg, name, getattr(args, name))
+    else:
+        cfg = _config(args)
+        seed_everything(cfg.train.seed)
+        model = SCMLLM(cfg)
+        train = load_encoded(args.data, "train", model.tokenizer, cfg, args.limit)
+        trainer = Trainer(model, train, out)
+    print(f"{len(train)} training samples from {args.data}")
+    trainer.run(progress)
+    model = trainer.model
+    model.save_adapter(out / "adapter.safetensors")
+    results = {}
+    for split in ("test_seen", "test_unseen"):
+        if manifest.get("shards", {}).get(split):
+            items = load_encoded(args.data, split, model.tokenizer, model.config, args.eval_limit)
+            if items:
+                results[split] = evaluate(model, items, progress)
+    (out / "eval.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0

@@ -1,0 +1,181 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from sc_mllm_ros.model import (
+    SCMLLM,
+    AdapterEMA,
+    LLMConfig,
+    OnlineLearner,
+    SCMLLMConfig,
+    TrainConfig,
+    VisionConfig,
+)
+from sc_mllm_ros.model.checkpoint import save_tensors
+from sc_mllm_ros.model.data import encode_sample, load_encoded
+from sc_mllm_ros.model.synthetic import samples, write_dataset
+from sc_mllm_ros.model.training import Trainer, evaluate, seed_everything, train_model
+
+torch.set_num_threads(1)
+
+
+def cfg(**train) -> SCMLLMConfig:
+    t = dict(stage1_steps=20, steps=160, batch_size=6, lr=3e-3, warmup_steps=10, soft_targets=False)
+    t.update(train)
+    return SCMLLMConfig(vision=VisionConfig(image_size=64, width=16), train=TrainConfig(**t),
+                        llm=LLMConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128))
+
+
+def test_overfits_a_handful_of_samples_of_each_family():
+    c = cfg()
+    tok = SCMLLM(c).tokenizer
+    enc = [encode_sample(s, tok, c) for s in samples(6, seed=3)]
+    assert {e.family for e in enc} == {"pose", "failure", "correction"}
+    model, losses, _ = train_model(c, enc, progress=False)
+    assert np.mean(losses[-10:]) < 0.1 * np.mean(losses[:10])
+    res = evaluate(model, enc, progress=False)
+    assert res["contact_px_mean"] == 0.0 and res["up_deg"] == 0.0 and res["forward_deg"] == 0.0
+    assert res["failure_accuracy"] == 1.0
+    assert res["baseline_mean_contact_px"] > 20
+
+
+def test_soft_targets_train_too():
+    c = cfg(soft_targets=True, steps=60, stage1_steps=0)
+    tok = SCMLLM(c).tokenizer
+    enc = [encode_sample(s, tok, c) for s in samples(3, seed=4)]
+    _, losses, _ = train_model(c, enc, progress=False)
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    c = cfg(stage1_steps=3, steps=6, save_every=4, bf16=False)
+    tok = SCMLLM(c).tokenizer
+    enc = [encode_sample(s, tok, c) for s in samples(6, seed=5)]
+    seed_everything(0)
+    full = SCMLLM(c)
+    Trainer(full, enc).run(progress=False)
+    seed_everything(0)
+    part = SCMLLM(c)
+    tr = Trainer(part, enc, tmp_path)
+    real_step = tr.step
+
+    def crashing_step():
+        if tr.state.stage == 2 and tr.state.step == 5:  # a crash after the checkpoint of stage-2 step 4
+            raise KeyboardInterrupt
+        return real_step()
+
+    tr.step = crashing_step
+    with pytest.raises(KeyboardInterrupt):
+        tr.run(progress=False)
+    resumed = Trainer.resume(tmp_path, enc)
+    assert resumed.state.step == 4
+    resumed.run(progress=False)
+    a, b = full.state_dict(), resumed.model.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_ema_matches_hand_computation():
+    s0 = {"a": torch.tensor([1.0, 2.0]), "b": torch.tensor([[0.0]])}
+    ema = AdapterEMA(s0, decay=0.9)
+    ema.update({"a": torch.tensor([3.0, 0.0]), "b": torch.tensor([[10.0]])})
+    ema.update({"a": torch.tensor([0.0, 0.0]), "b": torch.tensor([[0.0]])})
+    # a: 0.9*(0.9*1 + 0.1*3) + 0 = 1.08 ; 0.9*(0.9*2) = 1.62 ; b: 0.9*(0.1*10) = 0.9
+    assert torch.allclose(ema.state_dict()["a"], torch.tensor([1.08, 1.62]))
+    assert torch.allclose(ema.state_dict()["b"], torch.tensor([[0.9]]))
+    with pytest.raises(ValueError):
+        AdapterEMA(s0, decay=1.0)
+
+
+def test_online_learner_trains_adapters_only_and_serves_the_ema():
+    c = cfg()
+    model = SCMLLM(c)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    adapter_before = model.adapter_state_dict()
+    learner = OnlineLearner(model, lr=1e-2, ema_decay=0.5, steps_per_update=2)
+    batch = samples(3, seed=6)
+    rgb = batch[0].rgb
+    results = []
+    worker = threading.Thread(target=lambda: results.extend(model.predict_pose(rgb, "drawer") for _ in range(3)))
+    worker.start()
+    loss = learner.update(batch)
+    worker.join()
+    assert np.isfinite(loss) and learner.version == 1 and len(results) == 3
+    after = model.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed and all(model.is_adapter_param(k) for k in changed)
+    trained = learner.trainee.adapter_state_dict()
+    served = model.adapter_state_dict()
+    for k in served:  # served = 0.5 * initial + 0.5 * trained copy
+        assert torch.allclose(served[k], 0.5 * adapter_before[k] + 0.5 * trained[k], atol=1e-6)
+
+
+def test_adapter_save_load_restores_outputs_and_torn_save_keeps_last_good(tmp_path, monkeypatch):
+    model = SCMLLM(cfg())
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if model.is_adapter_param(n):
+                p.add_(torch.randn_like(p) * 0.3)
+    rgb = samples(1, seed=7)[0].rgb
+    ref = model.predict_pose(rgb, "drawer").text
+    path = tmp_path / "adapter.safetensors"
+    model.save_adapter(path)
+    fresh = SCMLLM(cfg())
+    fresh.load_full_state({k: v for k, v in model.state_dict().items() if not model.is_adapter_param(k)} |
+                          {k: torch.zeros_like(v) for k, v in model.adapter_state_dict().items()})
+    fresh.load_adapter(path)
+    assert fresh.predict_pose(rgb, "drawer").text == ref
+    # A save that dies half-way through writing leaves the previous file intact and loadable.
+    import sc_mllm_ros.model.checkpoint as ck
+
+    def torn(state, tmp, metadata=None):
+        with open(tmp, "wb") as f:
+            f.write(b"half a header")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck, "save_file", torn)
+    with pytest.raises(OSError):
+        fresh.save_adapter(path)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter.safetensors"]
+    other = SCMLLM(cfg())
+    other.load_full_state(fresh.state_dict())
+    other.load_adapter(path)
+    assert other.predict_pose(rgb, "drawer").text == ref
+    with pytest.raises(ValueError, match="not an SC-MLLM adapter"):
+        save_tensors(tmp_path / "x.safetensors", {"a": torch.zeros(1)}, {"format": "other"})
+        other.load_adapter(tmp_path / "x.safetensors")
+
+
+def test_full_checkpoint_round_trip(tmp_path):
+    model = SCMLLM(cfg())
+    rgb = samples(1, seed=8)[0].rgb
+    model.save_pretrained(tmp_path / "ckpt")
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"model.safetensors", "config.json", "tokenizer.json"}
+    loaded = SCMLLM.from_pretrained(tmp_path / "ckpt")
+    assert loaded.predict_pose(rgb, "drawer").text == model.predict_pose(rgb, "drawer").text
+    a, b = model.state_dict(), loaded.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_dataset_reader_and_train_command(tmp_path):
+    from sc_mllm_ros.commands import train as train_cmd
+
+    data = write_dataset(tmp_path / "data", n=6, hw=(60, 80))
+    c = cfg()
+    enc = load_encoded(data, "train", SCMLLM(c).tokenizer, c)
+    assert len(enc) == 6 and {e.family for e in enc} == {"pose", "failure", "correction"}
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    train_cmd.add_arguments(parser)
+    args = parser.parse_args(["--data", str(data), "--out", str(tmp_path / "out"), "--stage1-steps", "2",
+                              "--steps", "3", "--size", "tiny", "--batch-size", "4", "--eval-limit", "3",
+                              "--no-progress"])
+    assert train_cmd.run(args) == 0
+    model = SCMLLM.from_pretrained(tmp_path / "out" / "model")
+    assert (tmp_path / "out" / "adapter.safetensors").is_file()
+    assert model.predict_pose(np.zeros((60, 80, 3), np.uint8), "drawer").text.startswith("The contact point is [")
+    args.resume, args.steps = True, 5
+    assert train_cmd.run(args) == 0
