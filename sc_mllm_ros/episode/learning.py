@@ -1,0 +1,166 @@
+"""The online learner's loop: corrected samples from the store -> adapter update -> EMA -> checkpoint.
+
+It runs on its own thread with its own copy of the model, so serving never waits for training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+import json
+import logging
+import os
+from pathlib import Path
+import shutil
+import threading
+import time
+
+from sc_mllm_ros.episode.store import SampleStore, StoredSample
+
+log = logging.getLogger(__name__)
+ADAPTER_FILE = "adapter.safetensors"
+
+
+@dataclass(frozen=True)
+class AdapterRelease:
+    """A new adapter version on disk, ready to be hot-swapped in."""
+
+    version: int
+    path: str
+    num_samples: int
+    loss: float
+    ema_decay: float
+    update_s: float
+
+
+def training_samples(s: StoredSample) -> list:
+    """The model's training samples from one successful correction.
+
+    The corrected answer becomes a pose-prompt sample (the policy should have answered it from the
+    image alone) and, with the expert's hints, a correction-prompt sample.
+    """
+    from sc_mllm_ros.model import TrainingSample
+
+    out = [TrainingSample("pose", s.rgb, s.object_name, s.contact, s.up, s.forward)]
+    if s.hint_contact is not None:
+        out.append(
+            TrainingSample(
+                "correction",
+                s.rgb,
+                s.object_name,
+                s.contact,
+                s.up,
+                s.forward,
+                hint_contact=s.hint_contact,
+                hint_up=s.hint_up,
+                hint_forward=s.hint_forward,
+            )
+        )
+    return out
+
+
+def write_adapter(model, root: Path, version: int, meta: dict) -> Path:
+    """Save the adapter as ``root/v{version:05d}`` atomically (write aside, rename); point LATEST at it."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"v{version:05d}"
+    tmp = root / f".v{version:05d}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    model.save_adapter(tmp / ADAPTER_FILE)
+    (tmp / "release.json").write_text(json.dumps(meta, indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    latest_tmp = root / f".LATEST.tmp-{os.getpid()}"
+    latest_tmp.write_text(final.name)
+    os.replace(latest_tmp, root / "LATEST")
+    return final
+
+
+def newest_adapter(root: Path) -> tuple[int, Path] | None:
+    """The newest released adapter under ``root`` (version, path), or None."""
+    try:
+        name = (root / "LATEST").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(name.lstrip("v")), root / name
+
+
+class LearnerWorker:
+    """Learns every unlearned sample of ``store`` in the background and announces each new adapter.
+
+    ``learner`` is the model core's ``OnlineLearner`` around a model that nothing else uses.
+    """
+
+    def __init__(
+        self,
+        learner,
+        store: SampleStore,
+        adapter_root: str | Path,
+        on_release: Callable[[AdapterRelease], None],
+        min_samples: int = 1,
+        ema_decay: float = 0.0,
+        base_version: int = 0,
+    ) -> None:
+        self.learner = learner
+        self.store = store
+        self.adapter_root = Path(adapter_root)
+        self.on_release = on_release
+        self.min_samples = min_samples
+        self.ema_decay = ema_decay
+        # versions continue from the adapter the learner started from (a restart never reuses a number)
+        self.base_version = base_version
+        self.errors: list[str] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sc_mllm_learner", daemon=True)
+
+    def start(self) -> LearnerWorker:
+        self._thread.start()
+        return self
+
+    def notify(self) -> None:
+        """A sample was stored: look at the store now."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def step(self) -> AdapterRelease | None:
+        """Learn what is pending (at least ``min_samples``); the release, or None if there was nothing."""
+        pending = self.store.unlearned()
+        if len(pending) < self.min_samples:
+            return None
+        t0 = time.perf_counter()
+        samples = [t for s in pending for t in training_samples(s)]
+        loss = float(self.learner.update(samples))
+        version = self.base_version + int(self.learner.version)
+        total = len(self.store)
+        ids = [s.sample_id for s in pending]
+        meta = {"version": version, "loss": loss, "num_samples": total, "sample_ids": ids}
+        path = write_adapter(self.learner.model, self.adapter_root, version, meta)
+        self.store.mark_learned(ids, version)
+        release = AdapterRelease(
+            version=version,
+            path=str(path),
+            num_samples=total,
+            loss=loss,
+            ema_decay=self.ema_decay,
+            update_s=time.perf_counter() - t0,
+        )
+        self.on_release(release)
+        return release
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.step()
+            except Exception as err:  # keep learning alive; the error is reported, the samples stay pending
+                log.exception("online update failed")
+                self.errors.append(repr(err))
+                time.sleep(1.0)

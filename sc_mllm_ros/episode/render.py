@@ -1,0 +1,30 @@
+"""Debug images: the frame with the contact point, the gripper axes and a status line drawn on it."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from sc_mllm_ros.episode.record import Attempt
+from sc_mllm_ros.geometry import CameraIntrinsics, project
+
+AXIS_LENGTH_M = 0.06
+
+
+def annotate(rgb: np.ndarray, attempt: Attempt, intr: CameraIntrinsics, status: str = "") -> np.ndarray:
+    """A copy of ``rgb`` (uint8 HxWx3) with the attempt drawn: contact (circle), up (blue), forward (red)."""
+    out = np.ascontiguousarray(rgb.copy())
+    scale = max(1, out.shape[0] // 112)
+    row, col = attempt.contact
+    cv2.circle(out, (int(col), int(row)), 3 * scale, (255, 255, 0), 1)
+    pose = attempt.pose
+    for axis, color in ((pose.up, (0, 128, 255)), (pose.forward, (255, 0, 0))):
+        try:
+            r, c = project(pose.position + AXIS_LENGTH_M * axis, intr)
+        except ValueError:
+            continue  # the axis tip is behind the camera
+        cv2.arrowedLine(out, (int(col), int(row)), (int(round(c)), int(round(r))), color, 1, tipLength=0.25)
+    if status:
+        white = (255, 255, 255)
+        cv2.putText(out, status[:40], (2, 10 * scale), cv2.FONT_HERSHEY_PLAIN, 0.7 * scale, white, 1)
+    return out

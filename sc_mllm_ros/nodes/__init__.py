@@ -1,0 +1,1 @@
+"""The ROS 2 nodes of SC-MLLM (rclpy only): thin wrappers over :mod:`sc_mllm_ros.episode`."""

@@ -1,0 +1,137 @@
+"""A blocking client of the whole graph, in the style of nav2_simple_commander: what demos and tests drive.
+
+Its subscriptions run on the executor's threads; its methods block the caller (never a callback)
+until the graph answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import threading
+import time
+
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+
+from sc_mllm_msgs.msg import AdapterVersion, FailureReport, PosePrediction
+from sc_mllm_msgs.srv import RequestCorrection
+from sc_mllm_ros.nodes.qos import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS
+
+
+class GraphClient(Node):
+    def __init__(self, name: str = "sc_mllm_driver", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self._cv = threading.Condition()
+        self.predictions: list[PosePrediction] = []
+        self.reports: list[FailureReport] = []
+        self.versions: list[AdapterVersion] = []
+        self.errors: list[str] = []
+        self.frames = 0
+        group = ReentrantCallbackGroup()
+        self.task_pub = self.create_publisher(String, "/sc_mllm/task", 10)
+        for msg_type, topic, store, qos in (
+            (PosePrediction, "/sc_mllm/prediction", self.predictions, EVENTS_QOS),
+            (FailureReport, "/sc_mllm/failure_report", self.reports, EVENTS_QOS),
+            (AdapterVersion, "/sc_mllm/adapter_version", self.versions, LATCHED_QOS),
+        ):
+            self.create_subscription(
+                msg_type, topic, lambda m, s=store: self._add(s, m), qos, callback_group=group
+            )
+        self.create_subscription(
+            String,
+            "/sc_mllm/errors",
+            lambda m: self._add(self.errors, m.data),
+            EVENTS_QOS,
+            callback_group=group,
+        )
+        self.create_subscription(
+            Image, "/camera/color/image_raw", self._on_frame, SENSOR_QOS, callback_group=group
+        )
+        self.correction = self.create_client(RequestCorrection, "/request_correction", callback_group=group)
+        self.next_scene_client = self.create_client(Trigger, "/sc_mllm/sim/next_scene", callback_group=group)
+        self.pause_client = self.create_client(SetBool, "/sc_mllm/pause", callback_group=group)
+
+    def _add(self, store: list, item) -> None:
+        with self._cv:
+            store.append(item)
+            self._cv.notify_all()
+
+    def _on_frame(self, _msg: Image) -> None:
+        with self._cv:
+            self.frames += 1
+            self._cv.notify_all()
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float, what: str):
+        """Block until ``predicate()`` is truthy (checked on every event); its value, or TimeoutError."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while not (value := predicate()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+                self._cv.wait(min(left, 0.5))
+            return value
+
+    def call(self, client, request, timeout: float = 60.0):
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {client.srv_name} is not available")
+        future = client.call_async(request)
+        return self.wait_for(future.done, timeout, f"{client.srv_name} to answer") and future.result()
+
+    def wait_for_frames(self, count: int = 1, timeout: float = 30.0) -> None:
+        start = self.frames
+        self.wait_for(lambda: self.frames >= start + count, timeout, "camera frames")
+
+    def run_task(self, task: str, timeout: float = 120.0) -> tuple[PosePrediction, FailureReport | None, str]:
+        """Send a task; the policy's prediction, the checker's report and the error that stopped it, if any.
+
+        The report is None when the goal never reached the arm (the safety envelope refused it).
+        """
+        n_pred, n_err = len(self.predictions), len(self.errors)
+
+        def answered():
+            if len(self.errors) > n_err and f"task '{task}'" in self.errors[-1]:
+                raise RuntimeError(self.errors[-1])
+            return next(
+                (p for p in self.predictions[n_pred:] if p.task == task and p.prompt_family == "pose"), None
+            )
+
+        self.task_pub.publish(String(data=task))
+        pred = self.wait_for(answered, timeout, f"a prediction for '{task}'")
+
+        def graded():
+            report = next((r for r in self.reports if r.episode_id == pred.episode_id), None)
+            error = next((e for e in self.errors[n_err:] if pred.episode_id in e), None)
+            return (report, "") if report is not None else (None, error) if error else None
+
+        report, error = self.wait_for(graded, timeout, f"the report of episode {pred.episode_id}")
+        return pred, report, error
+
+    def request_correction(
+        self,
+        episode_id: str = "",
+        automatic: bool = True,
+        execute: bool = True,
+        timeout: float = 120.0,
+        **fields,
+    ) -> RequestCorrection.Response:
+        req = RequestCorrection.Request(
+            episode_id=episode_id, use_automatic_experts=automatic, execute=execute, **fields
+        )
+        return self.call(self.correction, req, timeout)
+
+    def wait_for_version(self, newer_than: int, timeout: float = 120.0) -> AdapterVersion:
+        return self.wait_for(
+            lambda: next((v for v in self.versions if v.version > newer_than), None),
+            timeout,
+            f"an adapter version newer than {newer_than}",
+        )
+
+    def next_scene(self, timeout: float = 60.0) -> str:
+        res = self.call(self.next_scene_client, Trigger.Request(), timeout)
+        if not res.success:
+            raise RuntimeError(f"next scene refused: {res.message}")
+        return res.message
