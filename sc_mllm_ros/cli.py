@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gen-data": ("gen_data", "generate a dataset of simulated episodes for the three prompt families"),
     "train": ("train", "train the small SC-MLLM (stage 1: visual tower, stage 2: co-fine-tuning)"),
     "bench": ("bench", "print benchmarks (sim, model, system) measured side by side"),
+    "bringup": ("bringup", "run the whole ROS 2 graph in one process on the embedded arm (closed loop)"),
+    "correct": ("correct", "ask /request_correction to correct an episode with expert hints"),
 }
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
 from sc_mllm_ros.episode.record import Attempt
+from sc_mllm_ros.episode.store import EpisodeStore
 from sc_mllm_ros.geometry import CameraIntrinsics, project
 
 AXIS_LENGTH_M = 0.06
@@ -28,3 +31,28 @@ def annotate(rgb: np.ndarray, attempt: Attempt, intr: CameraIntrinsics, status: 
         white = (255, 255, 255)
         cv2.putText(out, status[:40], (2, 10 * scale), cv2.FONT_HERSHEY_PLAIN, 0.7 * scale, white, 1)
     return out
+
+
+def save_png(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+
+
+def save_debug_images(episodes: EpisodeStore, summary: dict, out: Path) -> list[str]:
+    """One annotated PNG per attempt of every episode in ``summary``; their paths relative to ``out``."""
+    written = []
+    for ep in summary["episodes"]:
+        rec = episodes.get(ep["episode_id"]) if ep.get("episode_id") else None
+        if rec is None:
+            continue
+        for i, att in enumerate(rec.attempts, 1):
+            verdict = (
+                "not graded" if att.success is None else "success" if att.success else f"failed: {att.cause}"
+            )
+            name = Path("images") / f"{rec.episode_id}_{i}_{att.family}.png"
+            save_png(
+                out / name, annotate(rec.frame.rgb, att, rec.frame.intrinsics, f"#{i} {att.family} {verdict}")
+            )
+            written.append(str(name))
+    return written

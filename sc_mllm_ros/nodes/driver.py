@@ -51,6 +51,7 @@ class GraphClient(Node):
             Image, "/camera/color/image_raw", self._on_frame, SENSOR_QOS, callback_group=group
         )
         self.correction = self.create_client(RequestCorrection, "/request_correction", callback_group=group)
+        self.scene_client = self.create_client(Trigger, "/sc_mllm/sim/scene", callback_group=group)
         self.next_scene_client = self.create_client(Trigger, "/sc_mllm/sim/next_scene", callback_group=group)
         self.pause_client = self.create_client(SetBool, "/sc_mllm/pause", callback_group=group)
 
@@ -130,8 +131,76 @@ class GraphClient(Node):
             f"an adapter version newer than {newer_than}",
         )
 
+    def scene_object(self, timeout: float = 60.0) -> str:
+        """The object of the scene on the embedded arm."""
+        return self.call(self.scene_client, Trigger.Request(), timeout).message
+
     def next_scene(self, timeout: float = 60.0) -> str:
         res = self.call(self.next_scene_client, Trigger.Request(), timeout)
         if not res.success:
             raise RuntimeError(f"next scene refused: {res.message}")
         return res.message
+
+
+def _attempt_summary(pred: PosePrediction, report: FailureReport | None, note: str) -> dict:
+    return {
+        "family": pred.prompt_family,
+        "answer": pred.answer_text,
+        "contact": [pred.contact_row, pred.contact_col],
+        "adapter_version": pred.adapter_version,
+        "latency_s": round(pred.latency_s, 3),
+        "executed": report is not None,
+        "success": bool(report.success) if report is not None else None,
+        "report": report.answer_text if report is not None else "",
+        "note": note,
+    }
+
+
+def run_episodes(client: GraphClient, task: str, episodes: int, rounds: int, timeout: float = 120.0) -> dict:
+    """The closed loop over ``episodes`` scenes: task, grade, corrections, learning, the task again.
+
+    ``task`` may name the scene's object as ``{object}``. Returns a JSON-ready summary.
+    """
+    client.wait_for_frames(1, timeout)
+    summary: dict = {"episodes": []}
+    for i in range(episodes):
+        obj = client.scene_object() if i == 0 else client.next_scene()
+        client.wait_for_frames(2, timeout)
+        text = task.format(object=obj)
+        pred, report, error = client.run_task(text, timeout)
+        ep = {
+            "scene_object": obj,
+            "task": text,
+            "episode_id": pred.episode_id,
+            "attempts": [_attempt_summary(pred, report, error)],
+        }
+        success = report is not None and report.success
+        ep["first_try_success"] = success
+        version = max((v.version for v in client.versions), default=0)
+        for _ in range(rounds if not success else 0):
+            res = client.request_correction(pred.episode_id, automatic=True, execute=True, timeout=timeout)
+            if not res.accepted:
+                ep["attempts"].append({"family": "correction", "note": res.message})
+                break
+            ep["attempts"].append(
+                _attempt_summary(res.prediction, res.report if res.executed else None, res.message)
+            )
+            success = res.executed and res.report.success
+            if success:
+                learned = client.wait_for_version(version, timeout)
+                ep["learned_adapter_version"] = learned.version
+                # The same task again: the policy must answer with the adapter it just learned.
+                again, again_report, again_error = client.run_task(text, timeout)
+                ep["after_learning"] = _attempt_summary(again, again_report, again_error)
+                break
+        ep["success"] = success
+        summary["episodes"].append(ep)
+    eps = summary["episodes"]
+    summary["totals"] = {
+        "episodes": len(eps),
+        "first_try_successes": sum(e["first_try_success"] for e in eps),
+        "successes_with_correction": sum(e["success"] for e in eps),
+        "corrections": sum(len(e["attempts"]) - 1 for e in eps),
+        "adapter_version": max((v.version for v in client.versions), default=0),
+    }
+    return summary

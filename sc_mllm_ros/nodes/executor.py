@@ -135,6 +135,7 @@ class ExecutorNode(Node):
         self.create_service(
             ExpertHints, "/sc_mllm/sim/expert_hints", self._on_hints, callback_group=ReentrantCallbackGroup()
         )
+        self.create_service(Trigger, "/sc_mllm/sim/scene", self._on_scene)
         self.create_service(
             Trigger, "/sc_mllm/sim/next_scene", self._on_next_scene, callback_group=ReentrantCallbackGroup()
         )
@@ -156,6 +157,10 @@ class ExecutorNode(Node):
         res.ok, res.contact_row, res.contact_col = True, contact[0], contact[1]
         res.up, res.forward = conv.vector3(up), conv.vector3(forward)
         res.message = f"experts' hints for the {self.backend.object_name} (scene {self.backend.scene_seed})"
+        return res
+
+    def _on_scene(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        res.success, res.message = True, self.backend.object_name
         return res
 
     def _on_next_scene(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
