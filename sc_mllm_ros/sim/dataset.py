@@ -1,0 +1,285 @@
+"""Dataset generation for the three prompt families (pose, failure, correction), sharded JSONL + PNG.
+
+On-disk format ``sc_mllm_dataset/1`` (the contract with the model side)::
+
+    DIR/manifest.json                       format, seed, image_size [H, W], counts {split: {family: n}},
+                                            categories {seen, unseen}, shards {split: [relative paths]}
+    DIR/<split>/shard-NNNNN.jsonl           one record per line
+    DIR/<split>/images/<id>_rgb.png         uint8 RGB
+    DIR/<split>/images/<id>_depth.png       uint16 depth in millimetres
+
+Every scene gives one record of each family: "pose" (initial image, ground-truth answer), "correction"
+(initial image + noisy expert hints) and "failure" (end-state image after executing a pose perturbed to
+produce a chosen cause; the causes cycle so each category sees all four).  Everything follows from the
+seed: scene ``i`` of a split has its own seed, workers only return encoded records, and the parent
+writes them in scene order, so 1 or N workers give byte-identical datasets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+import json
+import multiprocessing
+import os
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from sc_mllm_ros.geometry import Pose, deproject, project, rotation_from_up_forward
+from sc_mllm_ros.sim.labels import (
+    CAUSES,
+    ROTATION_LIMIT_DEG,
+    GroundTruth,
+    PositionExpert,
+    RotationExpert,
+    in_mask,
+    rotate_towards,
+)
+from sc_mllm_ros.sim.objects import SEEN_CATEGORIES, SPLITS, UNSEEN_CATEGORIES, categories_for, sample_scene
+from sc_mllm_ros.sim.world import PullWorld
+
+FORMAT = "sc_mllm_dataset/1"
+FAMILIES = ("pose", "correction", "failure")
+
+
+@dataclass(frozen=True)
+class GenConfig:
+    num: int  # training records
+    out: str
+    seed: int = 0
+    workers: int = 2
+    image_size: int = 112
+    test_num: int | None = None  # records per test split (default 5% of num, at least 3)
+    shard_size: int = 1000
+    position_noise_px: float = 2.0
+    rotation_noise_deg: float = 6.0
+    failure_tries: int = 4  # perturbations tried per scene to get the wanted failure cause
+
+    def split_counts(self) -> dict[str, int]:
+        if self.num < 1:
+            raise ValueError(f"--num must be >= 1, got {self.num}")
+        test = max(3, round(0.05 * self.num)) if self.test_num is None else self.test_num
+        if test < 0:
+            raise ValueError(f"--test-num must be >= 0, got {test}")
+        return {"train": self.num, "test_seen": test, "test_unseen": test}
+
+
+def scene_seed(seed: int, split: str, index: int) -> int:
+    """The seed of scene ``index`` of ``split`` (independent streams per split)."""
+    return int(np.random.SeedSequence([int(seed), SPLITS.index(split), int(index)]).generate_state(1)[0])
+
+
+def _png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _images(rgb: np.ndarray, depth: np.ndarray) -> tuple[bytes, bytes]:
+    depth_mm = np.clip(np.nan_to_num(depth, nan=0.0) * 1000.0, 0, 65535).astype(np.uint16)
+    return _png(np.ascontiguousarray(rgb[..., ::-1])), _png(depth_mm)
+
+
+def _vec(v) -> list[float]:
+    return [round(float(x), 6) for x in v]
+
+
+def _perturbed_pose(gt: GroundTruth, depth: np.ndarray, intr, cause: str, rng: np.random.Generator):
+    """A camera-frame pose whose paper label is ``cause`` (position: off the part; rotation: > 30 deg)."""
+    mask = gt.affordance_mask
+    if cause in ("position", "position and rotation"):
+        # A pixel on something else near the part (its carcass, the pedestal, the floor).
+        near = cv2.dilate(mask.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+        ring = near & ~cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        rows, cols = np.nonzero(ring & np.isfinite(depth) & (depth < 5.0))
+        if rows.size == 0:
+            return None
+        i = int(rng.integers(rows.size))
+        pixel = (float(rows[i]), float(cols[i]))
+    else:
+        pixel = PositionExpert(noise_px=2.0).hint(gt, rng)
+    r, c = int(round(pixel[0])), int(round(pixel[1]))
+    point = deproject(pixel, float(depth[r, c]), intr)
+    if cause in ("rotation", "position and rotation"):
+        tilt = rng.uniform(ROTATION_LIMIT_DEG + 8.0, 60.0)
+    else:
+        tilt = rng.uniform(0.0, ROTATION_LIMIT_DEG - 8.0)
+    up = rotate_towards(gt.up, tilt, rng)
+    return Pose(position=point, rotation=rotation_from_up_forward(up, gt.forward))
+
+
+def scene_records(
+    split: str, index: int, cfg: GenConfig
+) -> tuple[list[dict], dict[str, tuple[bytes, bytes]], str | None]:
+    """The records of one scene and their encoded images (keyed by record id); ``None`` cause if skipped."""
+    cats = categories_for(split)
+    category = cats[index % len(cats)]
+    wanted = CAUSES[(index // len(cats)) % len(CAUSES)]
+    sseed = scene_seed(cfg.seed, split, index)
+    rng = np.random.default_rng([sseed, 1])
+    scene = sample_scene(sseed, split, category)
+    records, images = [], {}
+    with PullWorld(scene, cfg.image_size) as world:
+        obs = world.reset()
+        gt = world.ground_truth
+        if not in_mask(gt.affordance_mask, gt.contact):
+            return [], {}, None  # the best contact is hidden: no usable ground truth
+        base = {
+            "split": split,
+            "category": category,
+            "object": scene.object_name,
+            "scene_seed": sseed,
+            "intrinsics": obs.intrinsics.to_dict(),
+            "contact": _vec(gt.contact),
+            "up": _vec(gt.up),
+            "forward": _vec(gt.forward),
+        }
+        stem = f"{split}-{index:06d}"
+        initial = _images(obs.rgb, obs.depth)
+
+        def add(family: str, imgs: tuple[bytes, bytes], **extra) -> None:
+            rid = f"{stem}-{family}"
+            records.append(
+                {
+                    "id": rid,
+                    "family": family,
+                    **base,
+                    "rgb": f"{split}/images/{rid}_rgb.png",
+                    "depth": f"{split}/images/{rid}_depth.png",
+                    **extra,
+                }
+            )
+            images[rid] = imgs
+
+        add("pose", initial)
+        hint_contact = PositionExpert(cfg.position_noise_px).hint(gt, rng)
+        hint_up, hint_forward = RotationExpert(cfg.rotation_noise_deg).hint(gt, rng)
+        add(
+            "correction",
+            initial,
+            hint_contact=_vec(hint_contact),
+            hint_up=_vec(hint_up),
+            hint_forward=_vec(hint_forward),
+        )
+        for _ in range(cfg.failure_tries):
+            pose = _perturbed_pose(gt, obs.depth, obs.intrinsics, wanted, rng)
+            if pose is None:
+                break
+            res = world.execute(pose)
+            # Keep only executions whose outcome agrees with their label (e.g. no unreachable "successes").
+            if res.cause == wanted and res.success == (wanted == "success"):
+                ee = res.ee_pose
+                add(
+                    "failure",
+                    _images(res.end_obs.rgb, res.end_obs.depth),
+                    ee_contact=_vec(project(ee.position, obs.intrinsics)),
+                    ee_up=_vec(ee.up),
+                    ee_forward=_vec(ee.forward),
+                    cause=res.cause,
+                )
+                return records, images, wanted
+    return records, images, None
+
+
+def _job(args: tuple[str, int, GenConfig]):
+    return scene_records(*args)
+
+
+def generate(cfg: GenConfig) -> dict:
+    """Write the dataset to ``cfg.out`` and return its manifest."""
+    if cfg.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {cfg.workers}")
+    if cfg.image_size < 16:
+        raise ValueError(f"--image-size must be >= 16, got {cfg.image_size}")
+    counts = cfg.split_counts()
+    if os.path.exists(os.path.join(cfg.out, "manifest.json")):
+        raise ValueError(f"{cfg.out} already holds a dataset (manifest.json); choose another --out")
+    manifest = {
+        "format": FORMAT,
+        "seed": cfg.seed,
+        "image_size": [cfg.image_size, cfg.image_size],
+        "counts": {},
+        "causes": {},
+        "categories": {"seen": list(SEEN_CATEGORIES), "unseen": list(UNSEEN_CATEGORIES)},
+        "shards": {},
+        "generator": {
+            "position_noise_px": cfg.position_noise_px,
+            "rotation_noise_deg": cfg.rotation_noise_deg,
+            "families": list(FAMILIES),
+        },
+    }
+    ctx = multiprocessing.get_context("spawn")  # no GL state inherited from the parent
+    pool = ctx.Pool(cfg.workers) if cfg.workers > 1 else None
+    writers = {split: _SplitWriter(cfg, split, n) for split, n in counts.items()}
+    try:
+        with tqdm(total=sum(counts.values()), desc="gen-data", unit="rec") as bar:
+            start = dict.fromkeys(counts, 0)
+            while True:
+                # Scenes give 3 records, sometimes 2; ask for a little more than needed, top up if short.
+                jobs = []
+                for split, w in writers.items():
+                    missing = w.n - w.written
+                    if missing > 0:
+                        m = int(np.ceil(missing / 3 * 1.08)) + 2
+                        jobs += [(split, i, cfg) for i in range(start[split], start[split] + m)]
+                        start[split] += m
+                if not jobs:
+                    break
+                for (split, _, _), (records, images, _) in zip(
+                    jobs, pool.imap(_job, jobs, chunksize=2) if pool else map(_job, jobs)
+                ):
+                    bar.update(writers[split].write(records, images))
+                if any(start[s] > 3 * counts[s] + 50 for s in counts):
+                    raise RuntimeError("too many scenes were skipped; is the renderer working?")
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        for w in writers.values():
+            w.close()
+    for split, w in writers.items():
+        manifest["counts"][split] = dict(w.families)
+        manifest["causes"][split] = dict(w.causes)
+        manifest["shards"][split] = w.shards
+    with open(os.path.join(cfg.out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+    return manifest
+
+
+class _SplitWriter:
+    """Appends records of one split to its shards, in order, up to ``n``."""
+
+    def __init__(self, cfg: GenConfig, split: str, n: int):
+        self.cfg, self.split, self.n = cfg, split, n
+        self.families, self.causes, self.shards = Counter(), Counter(), []
+        self.written = 0
+        self._shard = None
+        os.makedirs(os.path.join(cfg.out, split, "images"), exist_ok=True)
+
+    def write(self, records: list[dict], images: dict[str, tuple[bytes, bytes]]) -> int:
+        done = 0
+        for rec in records:
+            if self.written == self.n:
+                break
+            if self.written % self.cfg.shard_size == 0:
+                self.close()
+                self.shards.append(f"{self.split}/shard-{self.written // self.cfg.shard_size:05d}.jsonl")
+                self._shard = open(os.path.join(self.cfg.out, self.shards[-1]), "w")
+            for rel, data in zip((rec["rgb"], rec["depth"]), images[rec["id"]]):
+                with open(os.path.join(self.cfg.out, rel), "wb") as f:
+                    f.write(data)
+            self._shard.write(json.dumps(rec) + "\n")
+            self.families[rec["family"]] += 1
+            if rec["family"] == "failure":
+                self.causes[rec["cause"]] += 1
+            self.written += 1
+            done += 1
+        return done
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
