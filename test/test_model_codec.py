@@ -1,9 +1,9 @@
 import math
 
-import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import numpy as np
+import pytest
 
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose, angle_between_deg, rotation_from_up_forward
 from sc_mllm_ros.model import FailureAnswer, PoseAnswer
@@ -23,8 +23,12 @@ INTR = CameraIntrinsics.from_fov(58.0, 640, 480)
 
 
 def _frame(up, fwd_seed):
-    rot = rotation_from_up_forward(up, np.cross(up, fwd_seed) if np.linalg.norm(np.cross(up, fwd_seed)) > 0.1
-                                   else np.cross(up, [0.3, 0.9, 0.1]))
+    rot = rotation_from_up_forward(
+        up,
+        np.cross(up, fwd_seed)
+        if np.linalg.norm(np.cross(up, fwd_seed)) > 0.1
+        else np.cross(up, [0.3, 0.9, 0.1]),
+    )
     return rot
 
 
@@ -74,7 +78,9 @@ def test_out_of_range_is_rejected_with_clear_errors():
         quantize_direction([0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="in \\[-50, 50\\]"):
         dequantize_direction([51, 0, 0])
-    good = PoseAnswer.from_values(dict(row=1, col=2, ux=0, uy=0, uz=50, fx=50, fy=0, fz=0), (336, 336)).text
+    good = PoseAnswer.from_values(
+        {"row": 1, "col": 2, "ux": 0, "uy": 0, "uz": 50, "fx": 50, "fy": 0, "fz": 0}, (336, 336)
+    ).text
     with pytest.raises(ValueError, match="out of the 336x336"):
         parse_pose_text(good.replace("[1, 2]", "[400, 2]"))
     with pytest.raises(ValueError, match="direction component out of"):
@@ -86,7 +92,9 @@ def test_out_of_range_is_rejected_with_clear_errors():
 
 
 def test_to_pose_rejects_bad_depth_at_contact():
-    ans = PoseAnswer.from_values(dict(row=168, col=168, ux=0, uy=0, uz=50, fx=50, fy=0, fz=0), (480, 640))
+    ans = PoseAnswer.from_values(
+        {"row": 168, "col": 168, "ux": 0, "uy": 0, "uz": 50, "fx": 50, "fy": 0, "fz": 0}, (480, 640)
+    )
     depth = np.full((480, 640), 1.0)
     assert ans.to_pose(depth, INTR).position[2] == pytest.approx(1.0)
     r, c = round(ans.contact[0]), round(ans.contact[1])

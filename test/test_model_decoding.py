@@ -13,8 +13,11 @@ torch.set_num_threads(1)
 
 def tiny(kind: str, seed: int) -> SCMLLM:
     torch.manual_seed(seed)
-    cfg = SCMLLMConfig(vision=VisionConfig(image_size=64, width=16), tokenizer=TokenizerConfig(kind=kind),
-                       llm=LLMConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128))
+    cfg = SCMLLMConfig(
+        vision=VisionConfig(image_size=64, width=16),
+        tokenizer=TokenizerConfig(kind=kind),
+        llm=LLMConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
+    )
     model = SCMLLM(cfg)
     # Random, non-zero adapters so they take part in the forward pass.
     with torch.no_grad():
@@ -48,15 +51,17 @@ def test_prefilled_decoder_equals_tokenwise_constrained_greedy(kind):
     for seed in range(4):
         model = tiny(kind, 10 + seed)
         rgb, contact, up, fwd = scene(rng)
-        for call in (lambda m, meth: m.predict_pose(rgb, "drawer", method=meth),
-                     lambda m, meth: m.correct(rgb, "drawer", contact, up, fwd, method=meth),
-                     lambda m, meth: m.detect_failure(rgb, "drawer", contact, up, fwd, method=meth)):
+        for call in (
+            lambda m, meth, rgb=rgb: m.predict_pose(rgb, "drawer", method=meth),
+            lambda m, meth, a=(rgb, "drawer", contact, up, fwd): m.correct(*a, method=meth),
+            lambda m, meth, a=(rgb, "drawer", contact, up, fwd): m.detect_failure(*a, method=meth),
+        ):
             slow, fast = call(model, "tokenwise"), call(model, "prefilled")
             assert fast.text == slow.text
             assert fast.forward_passes < slow.forward_passes
         pose = model.predict_pose(rgb, "drawer")
         if kind == "numbers":
-            assert pose.forward_passes == 8  # one per number slot, the template text is prefilled
+            assert pose.forward_passes <= 8  # at most one per number slot: the template text is prefilled
 
 
 def test_constraint_rejects_tokens_outside_the_grammar():

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import open_clip
 import pytest
-import torch
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from sc_mllm_ros.model import SCMLLM, SCMLLMConfig
@@ -16,9 +16,11 @@ from sc_mllm_ros.model.prompts import POSE_ANSWER, WRAPPER
 
 torch.set_num_threads(1)
 
-CLIP_ARCH = {"embed_dim": 32, "vision_cfg": {"image_size": 56, "layers": 2, "width": 64, "patch_size": 14,
-                                             "head_width": 32},
-             "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}}
+CLIP_ARCH = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 56, "layers": 2, "width": 64, "patch_size": 14, "head_width": 32},
+    "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +29,28 @@ def standin(tmp_path_factory):
     # A "LLaMA" directory in the Hugging Face layout: config.json, model.safetensors, tokenizer.json.
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator([WRAPPER, POSE_ANSWER, "0123456789 -,.[]"] * 3, trainer=trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        [WRAPPER, POSE_ANSWER, "0123456789 -,.[]"] * 3,
+        trainer=trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<unk>", "<s>", "</s>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     llama_dir = root / "llama"
     torch.manual_seed(0)
-    llm = LlamaForCausalLM(LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128,
-                                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                                       bos_token_id=1, eos_token_id=2))
+    llm = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=tok.get_vocab_size(),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
+    )
     llm.save_pretrained(llama_dir)
     tok.save(str(llama_dir / "tokenizer.json"))
     # A CLIP: an open_clip architecture file and a weights file.
@@ -45,8 +62,9 @@ def standin(tmp_path_factory):
 
 
 def test_loads_local_clip_and_llama_and_answers(standin):
-    cfg = SCMLLMConfig.paper_size(clip_pretrained=str(standin / "clip.pt"), llama_dir=str(standin / "llama"),
-                                  clip_model="standin-vit")
+    cfg = SCMLLMConfig.paper_size(
+        clip_pretrained=str(standin / "clip.pt"), llama_dir=str(standin / "llama"), clip_model="standin-vit"
+    )
     cfg.vision.clip_model_config = str(standin / "clip.json")
     cfg.vision.image_size = 56
     model = SCMLLM(cfg)
@@ -67,13 +85,15 @@ def test_loads_local_clip_and_llama_and_answers(standin):
 
 
 def test_missing_local_files_fail_clearly(standin, tmp_path):
-    cfg = SCMLLMConfig.paper_size(clip_pretrained=str(tmp_path / "nope.pt"), llama_dir=str(standin / "llama"),
-                                  clip_model="standin-vit")
+    cfg = SCMLLMConfig.paper_size(
+        clip_pretrained=str(tmp_path / "nope.pt"), llama_dir=str(standin / "llama"), clip_model="standin-vit"
+    )
     cfg.vision.clip_model_config = str(standin / "clip.json")
     with pytest.raises(ValueError, match="does not exist"):
         SCMLLM(cfg)
-    cfg = SCMLLMConfig.paper_size(clip_pretrained=str(standin / "clip.pt"), llama_dir=str(tmp_path),
-                                  clip_model="standin-vit")
+    cfg = SCMLLMConfig.paper_size(
+        clip_pretrained=str(standin / "clip.pt"), llama_dir=str(tmp_path), clip_model="standin-vit"
+    )
     cfg.vision.clip_model_config = str(standin / "clip.json")
     with pytest.raises((ValueError, OSError)):
         SCMLLM(cfg)

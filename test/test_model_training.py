@@ -22,10 +22,20 @@ torch.set_num_threads(1)
 
 
 def cfg(**train) -> SCMLLMConfig:
-    t = dict(stage1_steps=20, steps=160, batch_size=6, lr=3e-3, warmup_steps=10, soft_targets=False)
+    t = {
+        "stage1_steps": 20,
+        "steps": 160,
+        "batch_size": 6,
+        "lr": 3e-3,
+        "warmup_steps": 10,
+        "soft_targets": False,
+    }
     t.update(train)
-    return SCMLLMConfig(vision=VisionConfig(image_size=64, width=16), train=TrainConfig(**t),
-                        llm=LLMConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128))
+    return SCMLLMConfig(
+        vision=VisionConfig(image_size=64, width=16),
+        train=TrainConfig(**t),
+        llm=LLMConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128),
+    )
 
 
 def test_overfits_a_handful_of_samples_of_each_family():
@@ -97,7 +107,9 @@ def test_online_learner_trains_adapters_only_and_serves_the_ema():
     batch = samples(3, seed=6)
     rgb = batch[0].rgb
     results = []
-    worker = threading.Thread(target=lambda: results.extend(model.predict_pose(rgb, "drawer") for _ in range(3)))
+    worker = threading.Thread(
+        target=lambda: results.extend(model.predict_pose(rgb, "drawer") for _ in range(3))
+    )
     worker.start()
     loss = learner.update(batch)
     worker.join()
@@ -122,8 +134,10 @@ def test_adapter_save_load_restores_outputs_and_torn_save_keeps_last_good(tmp_pa
     path = tmp_path / "adapter.safetensors"
     model.save_adapter(path)
     fresh = SCMLLM(cfg())
-    fresh.load_full_state({k: v for k, v in model.state_dict().items() if not model.is_adapter_param(k)} |
-                          {k: torch.zeros_like(v) for k, v in model.adapter_state_dict().items()})
+    fresh.load_full_state(
+        {k: v for k, v in model.state_dict().items() if not model.is_adapter_param(k)}
+        | {k: torch.zeros_like(v) for k, v in model.adapter_state_dict().items()}
+    )
     fresh.load_adapter(path)
     assert fresh.predict_pose(rgb, "drawer").text == ref
     # A save that dies half-way through writing leaves the previous file intact and loadable.
@@ -152,7 +166,11 @@ def test_full_checkpoint_round_trip(tmp_path):
     model = SCMLLM(cfg())
     rgb = samples(1, seed=8)[0].rgb
     model.save_pretrained(tmp_path / "ckpt")
-    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"model.safetensors", "config.json", "tokenizer.json"}
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+    }
     loaded = SCMLLM.from_pretrained(tmp_path / "ckpt")
     assert loaded.predict_pose(rgb, "drawer").text == model.predict_pose(rgb, "drawer").text
     a, b = model.state_dict(), loaded.state_dict()
@@ -170,12 +188,30 @@ def test_dataset_reader_and_train_command(tmp_path):
 
     parser = argparse.ArgumentParser()
     train_cmd.add_arguments(parser)
-    args = parser.parse_args(["--data", str(data), "--out", str(tmp_path / "out"), "--stage1-steps", "2",
-                              "--steps", "3", "--size", "tiny", "--batch-size", "4", "--eval-limit", "3",
-                              "--no-progress"])
+    args = parser.parse_args(
+        [
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "out"),
+            "--stage1-steps",
+            "2",
+            "--steps",
+            "3",
+            "--size",
+            "tiny",
+            "--batch-size",
+            "4",
+            "--eval-limit",
+            "3",
+            "--no-progress",
+        ]
+    )
     assert train_cmd.run(args) == 0
     model = SCMLLM.from_pretrained(tmp_path / "out" / "model")
     assert (tmp_path / "out" / "adapter.safetensors").is_file()
-    assert model.predict_pose(np.zeros((60, 80, 3), np.uint8), "drawer").text.startswith("The contact point is [")
+    assert model.predict_pose(np.zeros((60, 80, 3), np.uint8), "drawer").text.startswith(
+        "The contact point is ["
+    )
     args.resume, args.steps = True, 5
     assert train_cmd.run(args) == 0

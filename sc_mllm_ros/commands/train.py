@@ -1,6 +1,7 @@
 """``sc-mllm train``: stage 1 (visual tower) + stage 2 (co-fine-tuning) of the small SC-MLLM on a dataset.
 
-Writes ``OUT/model/`` (full checkpoint), ``OUT/adapter.safetensors``, ``OUT/train_state.pt`` (for ``--resume``)
+Writes ``OUT/model/`` (full checkpoint), ``OUT/adapter.safetensors``, ``OUT/train_state.pt`` (for
+``--resume``)
 and ``OUT/eval.json`` (held-out accuracy next to the predict-the-mean baseline).
 """
 
@@ -19,8 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", choices=("small", "tiny"), default="small",
-                        help="small: the recipe's model; tiny: a toy for smoke tests")
+    parser.add_argument(
+        "--size",
+        choices=("small", "tiny"),
+        default="small",
+        help="small: the recipe's model; tiny: a toy for smoke tests",
+    )
     parser.add_argument("--tokenizer", choices=("numbers", "bpe"), default="numbers")
     parser.add_argument("--no-soft-targets", action="store_true", help="plain one-hot cross-entropy")
     parser.add_argument("--fp32", action="store_true", help="disable bf16 autocast")

@@ -1,7 +1,8 @@
 """Atomic safetensors checkpoints: write a temp file in the same folder, fsync, rename over the old file.
 
 A crash mid-save leaves the previous file untouched (a stray ``.tmp-*`` file at worst), so the last good
-checkpoint stays loadable.  Everything a load needs (config, tokenizer) rides in the safetensors metadata of the
+checkpoint stays loadable.  Everything a load needs (config, tokenizer) rides in the safetensors metadata of
+the
 same file; the JSON files beside it are human-readable copies written the same way.
 """
 

@@ -4,7 +4,8 @@
   resolution) whatever the camera resolution; pixel centres map to pixel centres
   (``a = (p + 0.5) * size / H - 0.5``), rounded to the nearest integer.
 * Directions: unit vectors in the camera optical frame, each component quantised as ``floor(v / 0.02)``
-  (integers -50..50) and decoded as ``int * 0.02`` (ManipLLM), then normalised; ``geometry.rotation_from_up_forward``
+  (integers -50..50) and decoded as ``int * 0.02`` (ManipLLM), then normalised;
+  ``geometry.rotation_from_up_forward``
   re-orthonormalises.  The angular error of one round trip is below ~2.5 degrees.
 * 3D: ``geometry.deproject`` of the contact pixel with its depth and the camera intrinsics.
 """
@@ -141,7 +142,7 @@ def parse_failure_text(text: str) -> str:
 
 
 def lookup_depth(depth: np.ndarray, pixel: tuple[float, float]) -> float:
-    """Depth in metres at the nearest pixel (integer arrays are millimetres, like the dataset's uint16 PNGs)."""
+    """Depth in metres at the nearest pixel (integer arrays are millimetres, as in the dataset PNGs)."""
     depth = np.asarray(depth)
     if depth.ndim != 2:
         raise ValueError(f"depth must be a 2D array, got shape {depth.shape}")
@@ -158,7 +159,7 @@ def lift_pose(
     depth: np.ndarray,
     intr: CameraIntrinsics,
 ) -> Pose:
-    """Contact pixel (of an image of the intrinsics' size) + depth + directions -> 6-DoF pose in the camera frame."""
+    """Contact pixel (in the intrinsics' image) + depth + directions -> 6-DoF camera-frame pose."""
     if np.asarray(depth).shape[:2] != (intr.height, intr.width):
         raise ValueError(
             f"depth shape {np.asarray(depth).shape} does not match intrinsics {intr.height}x{intr.width}"

@@ -58,8 +58,10 @@ class LLMConfig:
 class AdapterConfig:
     """peft adaptation in the LLaMA-Adapter V2 spirit.
 
-    ``kind``: ``"lora"`` (default; LoRA on the attention projections) or ``"adaption_prompt"`` (zero-init gated
-    adaption prompts, LLaMA-Adapter).  With ``train_norms``/``train_biases`` the LLM's RMSNorm weights and linear
+    ``kind``: ``"lora"`` (default; LoRA on the attention projections) or ``"adaption_prompt"`` (zero-init
+    gated
+    adaption prompts, LLaMA-Adapter).  With ``train_norms``/``train_biases`` the LLM's RMSNorm weights and
+    linear
     biases are unfrozen too: together these are the "adapter" parameters that fine-tuning, online learning and
     the EMA touch.
     """
@@ -76,7 +78,9 @@ class AdapterConfig:
 
 @dataclass
 class TokenizerConfig:
-    """``kind``: ``"numbers"`` (project BPE + one token per integer, value-ordered sinusoid init, tied head),
+    """Which tokenizer.
+
+    ``kind``: ``"numbers"`` (project BPE + one token per integer, value-ordered sinusoid init, tied head),
     ``"bpe"`` (project byte-level BPE only; numbers digit by digit) or ``"pretrained"`` (the LLM directory's
     ``tokenizer.json``).
     """

@@ -1,7 +1,8 @@
 """Training samples, their token encoding, and the reader of the on-disk dataset (``sc-mllm gen-data``).
 
 Dataset layout (the simulator/model contract): ``DIR/manifest.json`` with ``format`` ``sc_mllm_dataset/1`` and
-``shards`` per split; JSONL records whose ``rgb``/``depth`` paths are relative to ``DIR``; pixels are (row, col)
+``shards`` per split; JSONL records whose ``rgb``/``depth`` paths are relative to ``DIR``; pixels are (row,
+col)
 of the record's image, directions unit vectors in the camera optical frame.
 """
 
@@ -28,7 +29,8 @@ DATASET_FORMAT = "sc_mllm_dataset/1"
 class TrainingSample:
     """One (image, prompt, answer) example; pixels are (row, col) of ``rgb``, directions in the camera frame.
 
-    ``contact``/``up``/``forward`` are the ground-truth pose (the answer of "pose" and "correction"); "failure"
+    ``contact``/``up``/``forward`` are the ground-truth pose (the answer of "pose" and "correction");
+    "failure"
     needs ``ee_*`` (the executed end-effector parameters, in the end-state image ``rgb``) and ``cause``;
     "correction" needs the ``hint_*`` expert hints.
     """
@@ -64,7 +66,7 @@ class Encoded:
 def prompt_values(
     family: str, object_name: str, image_hw: tuple[int, int], size: int, contact=None, up=None, forward=None
 ) -> dict[str, object]:
-    """Slot values of a prompt; ``contact``/``up``/``forward`` are the hint (correction) or the executed EE (failure)."""
+    """Slot values of a prompt; ``contact``/``up``/``forward``: hint (correction) or executed EE (failure)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown prompt family {family!r}; expected one of {FAMILIES}")
     if not object_name or not isinstance(object_name, str):

@@ -1,7 +1,8 @@
 """Constrained decoding of the answer grammar, token by token or with the template prefilled.
 
 The grammar of an answer is its template (``prompts.answer_segments``): fixed text, integer slots and the
-failure ``cause`` choice.  :class:`AnswerConstraint` says which tokens may come next, so every answer parses and
+failure ``cause`` choice.  :class:`AnswerConstraint` says which tokens may come next, so every answer parses
+and
 every number is in range whatever the weights; direction slots are further limited so the decoded vector has a
 length near 1 and ``forward`` is not parallel to ``up`` (a degenerate rotation cannot come out).
 
@@ -167,8 +168,10 @@ def _pick(logits: torch.Tensor, allowed: list[int]) -> int:
 
 
 def decode_tokenwise(step: LogitsFn, prefix: torch.Tensor, constraint: AnswerConstraint) -> int:
-    """Constrained greedy, one forward pass per token.  ``step(prefix_embeds|None, new_ids, cache)`` returns the
-    logits after the last input and the new cache.  Returns the number of forward passes.
+    """Constrained greedy, one forward pass per token; returns the number of forward passes.
+
+    ``step(prefix_embeds|None, new_ids, cache)`` returns the logits after the last input and the new
+    cache.  Returns the number of forward passes.
     """
     logits, cache = step(prefix, [], None)
     passes = 1

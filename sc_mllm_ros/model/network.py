@@ -37,8 +37,10 @@ def _build_tokenizer(cfg: SCMLLMConfig) -> SCTokenizer:
 
 
 class SCMLLM(nn.Module):
-    """The self-correcting multimodal LLM.  ``SCMLLM(config)`` builds it (random small model, or the local CLIP
-    and LLaMA files the config names); predictions are serialised by a lock so adapter swaps are safe.
+    """The self-correcting multimodal LLM.
+
+    ``SCMLLM(config)`` builds it (random small model, or the local CLIP and LLaMA files the config
+    names); predictions are serialised by a lock so adapter swaps are safe.
     """
 
     def __init__(self, config: SCMLLMConfig | None = None, tokenizer: SCTokenizer | None = None) -> None:
@@ -129,7 +131,7 @@ class SCMLLM(nn.Module):
         )
 
     def set_trainable(self, what: str) -> None:
-        """``"all"`` (small-model pretraining), ``"adapter"`` (fine-tuning, online learning) or ``"vision"``."""
+        """``"all"`` (small-model pretraining), ``"adapter"`` (fine-tuning, online) or ``"vision"``."""
         if what not in ("all", "adapter", "vision"):
             raise ValueError(f"set_trainable expects 'all', 'adapter' or 'vision', got {what!r}")
         for name, p in self.named_parameters():
@@ -162,7 +164,8 @@ class SCMLLM(nn.Module):
                 g[0] += 1
                 g[1] += p.numel()
         parts = ", ".join(f"{k}: {n} tensors / {c:,}" for k, (n, c) in sorted(groups.items()))
-        return f"trainable {trainable:,} of {total:,} parameters ({100 * trainable / max(total, 1):.2f}%) [{parts}]"
+        share = 100 * trainable / max(total, 1)
+        return f"trainable {trainable:,} of {total:,} parameters ({share:.2f}%) [{parts}]"
 
     # -- forward ------------------------------------------------------------------------------------------
     def visual_embeds(self, images: torch.Tensor) -> torch.Tensor:
@@ -215,8 +218,10 @@ class SCMLLM(nn.Module):
     def decode(
         self, image: torch.Tensor, prompt_ids: list[int], family: str, method: str = "prefilled"
     ) -> tuple[AnswerConstraint, int]:
-        """Constrained greedy answer for a preprocessed uint8 (3, S, S) image; returns the finished constraint
-        (``.values`` holds the slot values, ``.tokens`` the ids) and the number of forward passes.
+        """Constrained greedy answer for a preprocessed uint8 (3, S, S) image.
+
+        Returns the finished constraint (``.values`` holds the slot values, ``.tokens`` the ids) and the
+        number of forward passes.
         """
         if method not in ("prefilled", "tokenwise"):
             raise ValueError(f"decoding method must be 'prefilled' or 'tokenwise', got {method!r}")
@@ -227,7 +232,7 @@ class SCMLLM(nn.Module):
         return constraint, passes
 
     def predict_pose(self, rgb: np.ndarray, object_name: str, method: str = "prefilled") -> PoseAnswer:
-        """Contact point and gripper orientation for pulling ``object_name`` in ``rgb`` (uint8 HxWx3, any size)."""
+        """Contact point and gripper orientation for pulling ``object_name`` in ``rgb`` (uint8 HxWx3)."""
         hw = np.asarray(rgb).shape[:2]
         c, passes = self._answer(
             "pose", rgb, prompt_values("pose", object_name, hw, self.config.answer_size), method
@@ -243,7 +248,7 @@ class SCMLLM(nn.Module):
         forward: np.ndarray,
         method: str = "prefilled",
     ) -> FailureAnswer:
-        """Failure cause from the end-state image and the executed end-effector parameters (pixels of ``end_rgb``)."""
+        """Failure cause from the end-state image and the executed end-effector parameters."""
         hw = np.asarray(end_rgb).shape[:2]
         values = prompt_values("failure", object_name, hw, self.config.answer_size, contact, up, forward)
         c, passes = self._answer("failure", end_rgb, values, method)
@@ -300,7 +305,7 @@ class SCMLLM(nn.Module):
 
     # -- checkpoints --------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> None:
-        """Full model: ``path/model.safetensors`` (config + tokenizer in its metadata) + JSON copies; atomic."""
+        """Full model: ``path/model.safetensors`` (config + tokenizer in metadata) + JSON copies; atomic."""
         path = Path(path)
         with self._lock:
             state, _ = dedup_shared(self.state_dict())

@@ -1,7 +1,8 @@
 """The paper's three prompt families, their answers, and the Alpaca-style wrapper (ManipLLM), as segments.
 
 A template is split once into fixed text and named slots.  Number slots hold integers: the contact point
-``[x, y]`` is (row, col) of the 336x336 answer frame (``x`` = ROW, like ManipLLM and ``geometry.py``), directions
+``[x, y]`` is (row, col) of the 336x336 answer frame (``x`` = ROW, like ManipLLM and ``geometry.py``),
+directions
 are ``floor(v / 0.02)`` per component.  Token sequences are always built segment by segment (see
 ``tokenizer.SCTokenizer.encode_segments``) so training and constrained decoding see identical tokens.
 """
@@ -15,7 +16,8 @@ FAMILIES = ("pose", "failure", "correction")
 CAUSES = ("success", "position", "rotation", "position and rotation")
 
 WRAPPER = (
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request."
     "\n\n### Instruction:\n{instruction}\n\n### Response:"
 )
 
@@ -52,7 +54,7 @@ DIRECTION_SLOTS = ("ux", "uy", "uz", "fx", "fy", "fz")
 
 @dataclass(frozen=True)
 class Slot:
-    """A named hole in a template: an integer in ``[lo, hi]``, free text (``object``) or a choice (``cause``)."""
+    """A named hole in a template: an integer in ``[lo, hi]``, free text or a choice (``cause``)."""
 
     name: str
     lo: int = 0
@@ -94,7 +96,7 @@ def prompt_segments(family: str, answer_size: int = 336) -> list[Segment]:
 
 
 def answer_segments(family: str, answer_size: int = 336) -> list[Segment]:
-    """Answer grammar of a family: pose and correction share the pose answer; failure is one ``cause`` choice."""
+    """Answer grammar: pose and correction share the pose answer; failure is one ``cause`` choice."""
     if family in ("pose", "correction"):
         return split_template(POSE_ANSWER, answer_size)
     if family == "failure":

@@ -1,7 +1,9 @@
 """Tiny synthetic scenes for tests and benchmarks (the real data comes from ``sc-mllm gen-data``).
 
-A coloured panel with a dark handle on a random background: the contact point is the handle centre, ``up`` leans
-with the panel's place in the image and ``forward`` follows the handle's orientation, so every label is visible.
+A coloured panel with a dark handle on a random background: the contact point is the handle centre, ``up``
+leans
+with the panel's place in the image and ``forward`` follows the handle's orientation, so every label is
+visible.
 Also writes such samples as an on-disk dataset in the simulator's format, for testing the reader.
 """
 
@@ -14,6 +16,7 @@ import numpy as np
 
 from sc_mllm_ros.geometry import CameraIntrinsics, angle_between_deg
 from sc_mllm_ros.model.data import DATASET_FORMAT, TrainingSample
+from sc_mllm_ros.model.prompts import CAUSES
 
 OBJECTS = ("drawer", "cabinet door", "microwave door")
 
@@ -52,13 +55,14 @@ def samples(n: int, seed: int = 0, hw: tuple[int, int] = (96, 128)) -> list[Trai
         if family != "pose":
             off = rng.normal(0, 12, 2) * rng.integers(0, 2)
             tilt = rng.normal(0, 0.6, 3) * rng.integers(0, 2)
-            p = (float(np.clip(contact[0] + off[0], 0, hw[0] - 1)), float(np.clip(contact[1] + off[1], 0, hw[1] - 1)))
+            p = (float(np.clip(contact[0] + off[0], 0, hw[0] - 1)),
+                 float(np.clip(contact[1] + off[1], 0, hw[1] - 1)))
             u = _unit(up + tilt)
             f = _unit(np.cross(u, np.cross(forward, u)))
             if family == "failure":
                 pos_bad = np.hypot(*off) > 10
                 rot_bad = angle_between_deg(u, up) > 30
-                cause = ("success", "position", "rotation", "position and rotation")[int(pos_bad) + 2 * int(rot_bad)]
+                cause = CAUSES[int(pos_bad) + 2 * int(rot_bad)]
                 s.ee_contact, s.ee_up, s.ee_forward, s.cause = p, u, f, cause
             else:
                 s.hint_contact, s.hint_up, s.hint_forward = p, u, f

@@ -2,7 +2,8 @@
 
 ``numbers``: a byte-level BPE trained on the prompt vocabulary plus ONE token per integer the answers use
 (-50..answer_size-1), with contiguous ids in value order so the model can initialise their embeddings from
-sinusoids of the value and spread soft targets over neighbours.  ``bpe``: the same BPE, numbers digit by digit.
+sinusoids of the value and spread soft targets over neighbours.  ``bpe``: the same BPE, numbers digit by
+digit.
 Everything is encoded segment by segment (fixed text, then each slot on its own), identically for training and
 decoding.
 """
@@ -56,7 +57,7 @@ def _corpus(objects: tuple[str, ...]) -> list[str]:
 
 
 class SCTokenizer:
-    """A ``tokenizers.Tokenizer`` plus what the model needs to know: special ids and the number-token block."""
+    """A ``tokenizers.Tokenizer`` plus special ids and the number-token block."""
 
     def __init__(
         self,
@@ -176,7 +177,7 @@ class SCTokenizer:
     def encode_segments(
         self, segments: list[Segment], values: dict[str, object]
     ) -> tuple[list[int], list[str]]:
-        """Token ids of a filled template and, per token, the name of the number slot it belongs to (or "")."""
+        """Token ids of a filled template and, per token, the number slot it belongs to (or "")."""
         ids: list[int] = []
         owners: list[str] = []
         for seg in segments:

@@ -1,8 +1,8 @@
-"""Training: stage 1 (visual tower regression), stage 2 (co-fine-tuning of the three families), evaluation,
-and the online learner (adapter-only fine-tuning + EMA).
+"""Training: stage 1 (tower regression), stage 2 (co-fine-tuning), evaluation and the online learner.
 
 The small model's recipe (``/work/shared/notes/small-model-recipe.md``): plain cross-entropy from random init
-ignores the image, so stage 1 first regresses the pose labels from the visual tokens (the small model's stand-in
+ignores the image, so stage 1 first regresses the pose labels from the visual tokens (the small model's
+stand-in
 for CLIP pretraining); stage 2 then trains on answer tokens only, with soft Gaussian targets over neighbouring
 number tokens.  Batches are drawn from ``numpy.random.default_rng([seed, stage, step])`` so a resumed run sees
 the same batches as an uninterrupted one.
@@ -279,7 +279,9 @@ def evaluate(model: SCMLLM, items: list[Encoded], progress: bool = True) -> dict
 
 # -- online learning ---------------------------------------------------------------------------------------
 class OnlineLearner:
-    """Fine-tunes the adapter of a private copy of ``model`` on new samples, keeps an EMA of its adapter weights
+    """Online continual learning: adapter fine-tuning of a private copy + EMA served by ``model``.
+
+    Fine-tunes the adapter of a private copy of ``model`` on new samples, keeps an EMA of its adapter weights
     and loads the EMA into the serving ``model`` after each update (``version`` counts updates).
 
     ``ema_decay`` defaults to 0.5: the paper reports large gains after a single continual-learning round

@@ -103,9 +103,10 @@ class Projector(nn.Module):
 
 
 class RegressionHead(nn.Module):
-    """Stage 1: regress the pose labels straight from the visual tokens (the small model's "CLIP pretraining").
+    """Stage 1: regress the pose labels straight from the visual tokens (the small model's CLIP pretraining).
 
-    Contact = soft-argmax over the token grid (cell centre + learned offset), in the answer frame normalised to
+    Contact = soft-argmax over the token grid (cell centre + learned offset), in the answer frame normalised
+    to
     [0, 1]; up and forward from an attention-pooled feature.
     """
 
