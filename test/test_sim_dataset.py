@@ -1,0 +1,69 @@
+"""sc-mllm gen-data: the on-disk format, determinism by seed, every family and cause."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from sc_mllm_ros.sim import CAUSES, SEEN_CATEGORIES, UNSEEN_CATEGORIES
+from sc_mllm_ros.sim.dataset import FORMAT, GenConfig, generate
+
+
+def _read(out):
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    records = {}
+    for split, shards in manifest["shards"].items():
+        records[split] = [json.loads(line) for s in shards for line in open(os.path.join(out, s))]
+    return manifest, records
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("ds") / "a")
+    generate(GenConfig(num=72, out=out, seed=7, workers=2, test_num=6, shard_size=40))
+    return out
+
+
+def test_manifest_and_records_follow_the_contract(dataset):
+    manifest, records = _read(dataset)
+    assert manifest["format"] == FORMAT and manifest["seed"] == 7 and manifest["image_size"] == [112, 112]
+    assert manifest["categories"] == {"seen": list(SEEN_CATEGORIES), "unseen": list(UNSEEN_CATEGORIES)}
+    assert len(records["train"]) == 72 and len(manifest["shards"]["train"]) == 2
+    assert {r["family"] for r in records["train"]} == {"pose", "failure", "correction"}
+    assert {r["cause"] for r in records["train"] if r["family"] == "failure"} == set(CAUSES)
+    assert {r["category"] for r in records["train"]} == set(SEEN_CATEGORIES)
+    assert {r["category"] for r in records["test_unseen"]} <= set(UNSEEN_CATEGORIES)
+    for split, recs in records.items():
+        assert sum(manifest["counts"][split].values()) == len(recs)
+        for r in recs:
+            assert r["split"] == split
+            for key in ("id", "object", "scene_seed", "intrinsics", "contact", "up", "forward"):
+                assert key in r
+            rgb = cv2.imread(os.path.join(dataset, r["rgb"]), cv2.IMREAD_UNCHANGED)
+            depth = cv2.imread(os.path.join(dataset, r["depth"]), cv2.IMREAD_UNCHANGED)
+            assert rgb.shape == (112, 112, 3) and rgb.dtype == np.uint8
+            assert depth.shape == (112, 112) and depth.dtype == np.uint16
+            assert 200 < depth[int(r["contact"][0]), int(r["contact"][1])] < 3000  # millimetres
+            assert abs(np.linalg.norm(r["up"]) - 1) < 1e-4
+            if r["family"] == "failure":
+                assert r["cause"] in CAUSES and len(r["ee_contact"]) == 2
+            if r["family"] == "correction":
+                assert len(r["hint_contact"]) == 2 and len(r["hint_up"]) == 3
+
+
+def test_generation_is_deterministic_by_seed(dataset, tmp_path):
+    out = str(tmp_path / "b")
+    generate(GenConfig(num=72, out=out, seed=7, workers=1, test_num=6, shard_size=40))
+    assert _read(out) == _read(dataset)
+    images = (
+        "train/images/train-000005-failure_rgb.png",
+        "test_unseen/images/test_unseen-000001-pose_depth.png",
+    )
+    for rel in images:
+        with open(os.path.join(out, rel), "rb") as a, open(os.path.join(dataset, rel), "rb") as b:
+            assert a.read() == b.read()
+    with pytest.raises(ValueError, match="already holds"):
+        generate(GenConfig(num=3, out=out))
