@@ -190,7 +190,13 @@ class PullWorld:
         self.model = build_model(scene, image_size)
         self.model.opt.timestep = self.config.timestep
         self.data = mujoco.MjData(self.model)
-        self.renderer = mujoco.Renderer(self.model, image_size, image_size)
+        try:
+            self.renderer = mujoco.Renderer(self.model, image_size, image_size)
+        except mujoco.FatalError as err:
+            raise RuntimeError(
+                f"headless rendering failed ({err}); MUJOCO_GL must be egl or osmesa before mujoco is first "
+                "imported: import sc_mllm_ros.sim first or export MUJOCO_GL=egl"
+            ) from err
         for flag in (
             mujoco.mjtRndFlag.mjRND_SHADOW,
             mujoco.mjtRndFlag.mjRND_REFLECTION,
