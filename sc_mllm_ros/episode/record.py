@@ -12,6 +12,7 @@ import numpy as np
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose, rotation_from_quaternion
 
 MAX_TASK_CHARS = 200
+_VERBS = {"pull", "open", "please", "the", "a"}
 # "pull the drawer", "open the top drawer", or just "drawer"
 _TASK = re.compile(
     r"^\s*(?:(?:please\s+)?(?:pull|open)\s+(?:the\s+|a\s+)?)?([a-z][a-z0-9 _-]*?)\s*[.!]?\s*$", re.I
@@ -31,7 +32,10 @@ def parse_task(task: str) -> str:
     m = _TASK.match(task)
     if m is None:
         raise BadInput(f"cannot read an object from task {task!r}; send e.g. 'pull the drawer'")
-    return " ".join(m.group(1).lower().replace("_", " ").split())
+    name = " ".join(m.group(1).lower().replace("_", " ").split())
+    if name.split()[0] in _VERBS:
+        raise BadInput(f"cannot read an object from task {task!r}; send e.g. 'pull the drawer'")
+    return name
 
 
 @dataclass(frozen=True)

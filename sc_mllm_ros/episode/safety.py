@@ -43,7 +43,7 @@ class SafetyEnvelope:
             raise GoalRejected("goal orientation is not a proper rotation")
         base = pose.transformed(np.asarray(base_from_frame, float), "base")
         lo, hi = np.asarray(self.box_min), np.asarray(self.box_max)
-        for offset in self.primitive_offsets:
+        for offset in sorted(self.primitive_offsets, key=abs):  # the goal itself first
             p = base.position + offset * base.up
             if np.any(p < lo) or np.any(p > hi):
                 where = "goal position" if offset == 0.0 else f"waypoint {offset:+.2f} m along the approach"

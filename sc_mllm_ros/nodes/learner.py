@@ -29,7 +29,7 @@ class LearnerNode(Node):
         root = data_dir(self)
         adapter_dir = root / declare(self, "adapter_subdir", "adapters", "adapter checkpoints under data_dir")
         lr = declare(self, "lr", 1e-3, "learning rate of the online updates", (1e-7, 1.0))
-        ema_decay = declare(self, "ema_decay", 0.5, "EMA decay merging the updated adapter", (0.0, 1.0))
+        ema_decay = declare(self, "ema_decay", 0.5, "EMA decay merging the updated adapter", (0.0, 0.999))
         steps = declare(self, "steps_per_update", 4, "optimiser steps per online update", (1, 10000))
         min_samples = declare(self, "min_samples", 1, "samples to wait for before an update", (1, 10000))
         model = model or load_model(model_path)
