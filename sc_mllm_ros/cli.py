@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor", "report which parts of the stack are present"),
     "gen-data": ("gen_data", "generate a dataset of simulated episodes for the three prompt families"),
     "train": ("train", "train the small SC-MLLM (stage 1: visual tower, stage 2: co-fine-tuning)"),
+    "eval": ("eval", "evaluate a model in the embedded world: the paper's tables on our benchmark"),
     "bench": ("bench", "print benchmarks (sim, model, system) measured side by side"),
     "bringup": ("bringup", "run the whole ROS 2 graph in one process on the embedded arm (closed loop)"),
     "correct": ("correct", "ask /request_correction to correct an episode with expert hints"),

@@ -1,25 +1,25 @@
-"""``sc-mllm bench {sim,model,system}``: benchmarks that print ratios measured side by side."""
+"""``sc-mllm bench {sim,model,system} [options]``: benchmarks that print ratios measured side by side."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
-# target -> module with ``add_arguments(parser)`` and ``run(args) -> int``
+# target -> module with ``add_arguments(parser)`` and ``run(args) -> int``; only the chosen one is imported.
 TARGETS = {
     "sim": "sc_mllm_ros.sim.bench",
     "model": "sc_mllm_ros.model.bench",
-    "system": "sc_mllm_ros.episode.bench",
+    "system": "sc_mllm_ros.evaluation.bench",
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="target", required=True)
-    for name, module in TARGETS.items():
-        p = sub.add_parser(name, help=f"benchmark the {name}")
-        p.set_defaults(_bench=module)
-        importlib.import_module(module).add_arguments(p)
+    parser.add_argument("target", choices=sorted(TARGETS), help="what to benchmark")
+    parser.add_argument("options", nargs=argparse.REMAINDER, help="the target's options (see TARGET --help)")
 
 
 def run(args: argparse.Namespace) -> int:
-    return importlib.import_module(args._bench).run(args)
+    module = importlib.import_module(TARGETS[args.target])
+    parser = argparse.ArgumentParser(prog=f"sc-mllm bench {args.target}")
+    module.add_arguments(parser)
+    return module.run(parser.parse_args(args.options))
