@@ -27,7 +27,7 @@ class CheckerNode(Node):
         super().__init__("sc_mllm_checker", **kwargs)
         root = data_dir(self)
         self.server = shared_model(self, server)
-        self.episodes = episodes or EpisodeStore(root / "episodes.sqlite")
+        self.episodes = episodes if episodes is not None else EpisodeStore(root / "episodes.sqlite")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc_mllm_checker")
         self.pending: list[Future] = []
         self.report_pub = self.create_publisher(FailureReport, "/sc_mllm/failure_report", EVENTS_QOS)

@@ -49,8 +49,8 @@ class CorrectionNode(Node):
         root = data_dir(self)
         self.timeout = declare(self, "timeout_s", 60.0, "wait limit per step", (1.0, 600.0))
         self.server = shared_model(self, server)
-        self.episodes = episodes or EpisodeStore(root / "episodes.sqlite")
-        self.samples = samples or SampleStore(root / "samples.sqlite")
+        self.episodes = episodes if episodes is not None else EpisodeStore(root / "episodes.sqlite")
+        self.samples = samples if samples is not None else SampleStore(root / "samples.sqlite")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc_mllm_correction")
         self._running = threading.Lock()
         self._running_episode = ""

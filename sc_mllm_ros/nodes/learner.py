@@ -32,13 +32,13 @@ class LearnerNode(Node):
         ema_decay = declare(self, "ema_decay", 0.5, "EMA decay merging the updated adapter", (0.0, 0.999))
         steps = declare(self, "steps_per_update", 4, "optimiser steps per online update", (1, 10000))
         min_samples = declare(self, "min_samples", 1, "samples to wait for before an update", (1, 10000))
-        model = model or load_model(model_path)
+        model = model if model is not None else load_model(model_path)
         base_version = 0
         latest = newest_adapter(adapter_dir)
         if latest is not None:
             base_version = latest[0]
             model.load_adapter(latest[1] / ADAPTER_FILE)
-        self.samples = samples or SampleStore(root / "samples.sqlite")
+        self.samples = samples if samples is not None else SampleStore(root / "samples.sqlite")
         self.version_pub = self.create_publisher(AdapterVersion, "/sc_mllm/adapter_version", LATCHED_QOS)
         self.releases: list[AdapterRelease] = []
         self.worker = LearnerWorker(

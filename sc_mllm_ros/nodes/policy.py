@@ -86,7 +86,7 @@ class PolicyNode(Node):
             self, "execute_action", "/sc_mllm/execute_pose", "the executor's ExecutePose action"
         )
         self.server = shared_model(self, server)
-        self.episodes = episodes or EpisodeStore(root / "episodes.sqlite")
+        self.episodes = episodes if episodes is not None else EpisodeStore(root / "episodes.sqlite")
 
         self._latest: dict[str, object] = {}
         self._latest_lock = threading.Lock()

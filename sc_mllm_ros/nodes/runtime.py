@@ -65,7 +65,9 @@ def shared_model(node: Node, server=None):
     from sc_mllm_ros.episode.agent import ModelServer
 
     path = declare(node, "model_path", "", "SC-MLLM checkpoint directory (empty: random init)")
-    return server or ModelServer(load_model(path), model_version=path or "random-init")
+    return (
+        server if server is not None else ModelServer(load_model(path), model_version=path or "random-init")
+    )
 
 
 def data_dir(node: Node) -> Path:

@@ -1,0 +1,343 @@
+"""Each node over real rclpy/DDS in this process: bad input is refused with a clear error and nothing is
+published for it; the executor never sends a goal outside the envelope; pause stops it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed: run tools/setup.sh")
+from rclpy.action import ActionClient  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import Header, String  # noqa: E402
+from std_srvs.srv import SetBool  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
+
+from sc_mllm_msgs.action import ExecutePose  # noqa: E402
+from sc_mllm_msgs.msg import ExecutionOutcome, PosePrediction  # noqa: E402
+from sc_mllm_msgs.srv import RequestCorrection  # noqa: E402
+from sc_mllm_ros.episode.agent import ModelServer  # noqa: E402
+from sc_mllm_ros.episode.record import EpisodeRecord, Frame  # noqa: E402
+from sc_mllm_ros.episode.store import EpisodeStore, SampleStore  # noqa: E402
+from sc_mllm_ros.geometry import CameraIntrinsics, Pose  # noqa: E402
+from sc_mllm_ros.nodes import conversions as conv  # noqa: E402
+from sc_mllm_ros.nodes.correction import CorrectionNode  # noqa: E402
+from sc_mllm_ros.nodes.executor import ExecutorNode  # noqa: E402
+from sc_mllm_ros.nodes.policy import PolicyNode  # noqa: E402
+from sc_mllm_ros.nodes.qos import EVENTS_QOS, SENSOR_QOS  # noqa: E402
+
+pytestmark = pytest.mark.ros
+SIZE = 48
+INTR = CameraIntrinsics.from_fov(45.0, SIZE, SIZE)
+
+
+@pytest.fixture(scope="module")
+def server():
+    import torch
+
+    from sc_mllm_ros.model import SCMLLM, SCMLLMConfig
+
+    torch.manual_seed(0)
+    return ModelServer(SCMLLM(SCMLLMConfig()), model_version="test-random")
+
+
+def private_domain() -> int:
+    """A DDS domain of this test session alone: engineers and CI jobs on this host share env.sh's default."""
+    return random.SystemRandom().randrange(1, 200)
+
+
+@pytest.fixture(scope="module")
+def ros():
+    rclpy.init(domain_id=private_domain())
+    executor = MultiThreadedExecutor(num_threads=6)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield executor
+    executor.shutdown()
+    thread.join(5)
+    rclpy.shutdown()
+
+
+class Probe(Node):
+    """Publishes camera frames and tasks; records what the graph publishes."""
+
+    def __init__(self) -> None:
+        super().__init__("test_probe")
+        self.got: dict[str, list] = {
+            "errors": [],
+            "prediction": [],
+            "goal": [],
+            "markers": [],
+            "debug": [],
+            "outcome": [],
+        }
+        self.rgb = self.create_publisher(Image, "/camera/color/image_raw", SENSOR_QOS)
+        self.depth = self.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw", SENSOR_QOS)
+        self.info = self.create_publisher(CameraInfo, "/camera/color/camera_info", SENSOR_QOS)
+        self.task = self.create_publisher(String, "/sc_mllm/task", 10)
+        for key, t, topic, qos in (
+            ("errors", String, "/sc_mllm/errors", EVENTS_QOS),
+            ("prediction", PosePrediction, "/sc_mllm/prediction", EVENTS_QOS),
+            ("goal", conv.PoseStamped, "/sc_mllm/goal_pose", 10),
+            ("markers", MarkerArray, "/sc_mllm/markers", 10),
+            ("debug", Image, "/sc_mllm/debug_image", 10),
+            ("outcome", ExecutionOutcome, "/sc_mllm/execution_outcome", EVENTS_QOS),
+        ):
+            self.create_subscription(t, topic, lambda m, k=key: self.got[k].append(m), qos)
+
+    def send_frame(self, rgb_msg=None, depth_msg=None, info=True) -> None:
+        header = Header(frame_id="camera_color_optical_frame")
+        rgb = np.random.default_rng(1).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
+        for _ in range(3):
+            self.rgb.publish(rgb_msg or conv.image_msg(rgb, "rgb8", header))
+            self.depth.publish(
+                depth_msg or conv.image_msg(np.full((SIZE, SIZE), 0.7, np.float32), "32FC1", header)
+            )
+            if info:
+                self.info.publish(conv.camera_info_msg(INTR, header))
+            time.sleep(0.05)
+
+
+def wait(predicate: Callable[[], object], timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def policy(ros, server, tmp_path):
+    node = PolicyNode(
+        server,
+        EpisodeStore(tmp_path / "e.sqlite"),
+        parameter_overrides=[rclpy.parameter.Parameter("auto_execute", value=False)],
+    )
+    probe = Probe()
+    for n in (node, probe):
+        ros.add_node(n)
+    wait(
+        lambda: (
+            probe.count_subscribers("/camera/color/camera_info") and probe.count_subscribers("/sc_mllm/task")
+        )
+    )
+    yield node, probe
+    for n in (node, probe):
+        ros.remove_node(n)
+        n.destroy_node()
+    node.close()
+
+
+def task_refused(probe: Probe, match: str, task: str = "pull the drawer") -> str:
+    probe.task.publish(String(data=task))
+    error = wait(lambda: probe.got["errors"] and probe.got["errors"][-1].data)
+    time.sleep(0.3)  # anything published for the refused input would have arrived by now
+    assert match in error, error
+    assert not probe.got["prediction"] and not probe.got["goal"] and not probe.got["debug"]
+    return error
+
+
+def test_policy_answers_a_good_frame_with_goal_prediction_markers_and_debug_image(policy) -> None:
+    node, probe = policy
+    probe.send_frame()
+    probe.task.publish(String(data="pull the drawer"))
+    pred = wait(lambda: probe.got["prediction"] and probe.got["prediction"][0])
+    wait(lambda: probe.got["goal"] and probe.got["markers"] and probe.got["debug"])
+    assert pred.task == "pull the drawer" and pred.prompt_family == "pose" and pred.answer_text
+    assert pred.pose.header.frame_id == "camera_color_optical_frame"
+    assert probe.got["goal"][0].pose == pred.pose.pose
+    assert probe.got["debug"][0].height == SIZE and probe.got["debug"][0].encoding == "rgb8"
+    assert {m.ns for m in probe.got["markers"][0].markers} >= {"sc_mllm_goal_frame", "sc_mllm_approach"}
+    assert node.episodes.get(pred.episode_id).attempts[0].text == pred.answer_text
+    assert not probe.got["errors"]
+
+
+def test_missing_camera_info_is_refused(policy) -> None:
+    _, probe = policy
+    probe.send_frame(info=False)
+    task_refused(probe, "no camera_info received yet on /camera/color/camera_info")
+
+
+def test_wrong_encoding_is_refused(policy) -> None:
+    _, probe = policy
+    bad = conv.image_msg(np.zeros((SIZE, SIZE, 3), np.uint8), "rgb8")
+    bad.encoding = "yuv422"
+    probe.send_frame(rgb_msg=bad)
+    task_refused(probe, "colour image has encoding 'yuv422'")
+
+
+def test_mismatched_image_sizes_are_refused(policy) -> None:
+    _, probe = policy
+    probe.send_frame(depth_msg=conv.image_msg(np.full((SIZE // 2, SIZE), 0.7, np.float32), "32FC1"))
+    task_refused(probe, "differ in size")
+
+
+def test_empty_image_data_is_refused(policy) -> None:
+    _, probe = policy
+    empty = conv.image_msg(np.zeros((SIZE, SIZE, 3), np.uint8), "rgb8")
+    empty.data = b""
+    probe.send_frame(rgb_msg=empty)
+    task_refused(probe, "empty")
+
+
+@pytest.mark.parametrize(("task", "match"), [("", "task is empty"), ("x" * 500, "characters, more than")])
+def test_empty_or_oversized_task_is_refused(policy, task: str, match: str) -> None:
+    _, probe = policy
+    probe.send_frame()
+    task_refused(probe, match, task)
+
+
+@pytest.mark.parametrize("value", [np.nan, 0.0])
+def test_nan_or_zero_depth_at_the_contact_is_refused(policy, value: float) -> None:
+    _, probe = policy
+    probe.send_frame(depth_msg=conv.image_msg(np.full((SIZE, SIZE), value, np.float32), "32FC1"))
+    task_refused(probe, "cannot lift the answer to a 6-DoF goal")
+
+
+# -- /request_correction -----------------------------------------------------------------------------------
+@pytest.fixture
+def correction(ros, server, tmp_path):
+    episodes = EpisodeStore(tmp_path / "e.sqlite")
+    node = CorrectionNode(server, episodes, SampleStore(tmp_path / "s.sqlite"))
+    client_node = rclpy.create_node("test_correction_client")
+    client = client_node.create_client(RequestCorrection, "/request_correction")
+    for n in (node, client_node):
+        ros.add_node(n)
+    assert client.wait_for_service(timeout_sec=20)
+    yield episodes, client
+    for n in (node, client_node):
+        ros.remove_node(n)
+        n.destroy_node()
+    node.close()
+
+
+def call(client, timeout: float = 30.0, **fields) -> RequestCorrection.Response:
+    future = client.call_async(RequestCorrection.Request(**fields))
+    wait(future.done, timeout)
+    return future.result()
+
+
+def add_episode(episodes: EpisodeStore, server: ModelServer) -> EpisodeRecord:
+    rng = np.random.default_rng(2)
+    frame = Frame(
+        rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8), np.full((SIZE, SIZE), 0.7, np.float32), INTR
+    )
+    rec = EpisodeRecord("ep-1", "pull the drawer", "drawer", frame, [server.predict(frame, "drawer")])
+    episodes.add(rec)
+    return rec
+
+
+def test_correction_with_no_episode_is_refused(correction) -> None:
+    _, client = correction
+    res = call(client, has_contact_hint=True, contact_row=1, contact_col=1)
+    assert not res.accepted and "no episode to correct yet" in res.message
+    res = call(client, episode_id="nope", has_contact_hint=True)
+    assert not res.accepted and "no episode 'nope'" in res.message
+
+
+def test_malformed_corrections_are_refused(correction, server) -> None:
+    episodes, client = correction
+    add_episode(episodes, server)
+    cases = [
+        ({}, "carries no hint"),
+        ({"has_contact_hint": True, "contact_row": -3, "contact_col": 2}, "outside"),
+        ({"has_contact_hint": True, "contact_row": 2, "contact_col": SIZE}, "outside"),
+        ({"has_direction_hint": True}, "not a direction"),  # zero vectors
+        ({"use_automatic_experts": True}, "exist only in simulation"),
+    ]
+    for fields, match in cases:
+        res = call(client, **fields)
+        assert not res.accepted and match in res.message, (fields, res.message)
+    assert len(episodes.get("ep-1").attempts) == 1  # nothing was added for refused requests
+
+
+def test_a_correction_is_answered_and_recorded(correction, server) -> None:
+    episodes, client = correction
+    rec = add_episode(episodes, server)
+    res = call(client, has_contact_hint=True, contact_row=10, contact_col=20, feedback="lower the contact")
+    assert res.accepted and not res.executed and res.answer_text
+    assert res.prediction.prompt_family == "correction" and res.prediction.episode_id == rec.episode_id
+    att = episodes.get(rec.episode_id).attempts[-1]
+    assert att.hint_contact == (10, 20) and att.feedback == "lower the contact"
+    assert np.allclose(att.hint_up, rec.attempts[0].up, atol=1e-6)  # directions came from the attempt
+
+
+def test_a_second_correction_while_one_runs_is_refused(correction, server) -> None:
+    episodes, client = correction
+    add_episode(episodes, server)
+    futures = [
+        client.call_async(RequestCorrection.Request(has_contact_hint=True, contact_row=5, contact_col=5))
+        for _ in range(2)
+    ]
+    wait(lambda: all(f.done() for f in futures))
+    results = [f.result() for f in futures]
+    assert sorted(r.accepted for r in results) == [False, True]
+    refused = next(r for r in results if not r.accepted)
+    assert "is still running" in refused.message
+
+
+# -- executor: safety envelope and pause -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def executor(ros):
+    node = ExecutorNode(parameter_overrides=[rclpy.parameter.Parameter("scene_seed", value=1)])
+    client_node = rclpy.create_node("test_executor_client")
+    action = ActionClient(client_node, ExecutePose, "/sc_mllm/execute_pose")
+    pause = client_node.create_client(SetBool, "/sc_mllm/pause")
+    probe = Probe()
+    for n in (node, client_node, probe):
+        ros.add_node(n)
+    assert action.wait_for_server(timeout_sec=20) and pause.wait_for_service(timeout_sec=20)
+    yield node, action, pause, probe
+    for n in (node, client_node, probe):
+        ros.remove_node(n)
+        n.destroy_node()
+    node.close()
+
+
+def execute(action, pose: Pose, frame_id: str = "camera_color_optical_frame"):
+    goal = ExecutePose.Goal(
+        target=conv.pose_msg(Pose(pose.position, pose.rotation, frame_id), Header()), episode_id="test"
+    )
+    sent = action.send_goal_async(goal)
+    handle = wait(lambda: sent.done() and sent.result(), 20)
+    result = handle.get_result_async()
+    return wait(lambda: result.done() and result.result(), 30).result
+
+
+def test_out_of_bounds_goals_are_rejected_and_never_sent(executor) -> None:
+    node, action, _, probe = executor
+    gt = node.backend.world.ground_truth.pose
+    far = Pose(gt.position + np.array([0.0, 0.0, 3.0]), gt.rotation)  # 3 m further along the optical axis
+    n_out = len(probe.got["outcome"])
+    res = execute(action, far)
+    assert not res.success and "outside the workspace box" in res.message
+    res = execute(action, gt, frame_id="world")
+    assert not res.success and "frame 'world'" in res.message
+    time.sleep(0.3)
+    assert len(probe.got["outcome"]) == n_out  # nothing ran, nothing to grade
+    assert any("not sent to the arm" in e.data for e in probe.got["errors"])
+
+
+def test_pause_refuses_goals_until_released_and_a_safe_goal_runs(executor) -> None:
+    node, action, pause, probe = executor
+    gt = node.backend.world.ground_truth.pose
+    res = wait(lambda: (f := pause.call_async(SetBool.Request(data=True))) and wait(f.done) and f.result())
+    assert res.success and node.paused
+    res = execute(action, gt)
+    assert not res.success and "paused" in res.message
+    wait(lambda: (f := pause.call_async(SetBool.Request(data=False))) and wait(f.done) and f.result())
+    n_out = len(probe.got["outcome"])
+    res = execute(action, gt)
+    assert res.success, res.message
+    outcome = wait(lambda: len(probe.got["outcome"]) > n_out and probe.got["outcome"][-1])
+    assert outcome.episode_id == "test" and outcome.end_image.height == node.backend.frame.rgb.shape[0]
+    assert "pulled" in outcome.message  # the ground-truth pose opens the part in the simulator
