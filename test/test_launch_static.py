@@ -53,7 +53,9 @@ def executables(tree: ast.AST) -> list[tuple[str | None, str]]:
             kw = {k.arg: k.value for k in node.keywords}
             if isinstance(kw.get("executable"), ast.Constant):
                 package = kw.get("package")
-                found.append((package.value if isinstance(package, ast.Constant) else None, kw["executable"].value))
+                found.append(
+                    (package.value if isinstance(package, ast.Constant) else None, kw["executable"].value)
+                )
     return found
 
 
@@ -65,7 +67,11 @@ def loaded_files(tree: ast.AST) -> list[tuple[str | None, str]]:
             parents[child] = node
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith(LOADED_SUFFIXES):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.endswith(LOADED_SUFFIXES)
+        ):
             outer, package = parents.get(node), None
             while outer is not None and package is None:
                 if isinstance(outer, ast.Call):
@@ -92,7 +98,9 @@ def test_every_executable_is_a_console_script(path: Path) -> None:
     ours = [exe for package, exe in executables(ast.parse(path.read_text())) if package in (PACKAGE, None)]
     assert ours, f"{path.name} starts none of {PACKAGE}'s nodes"
     for exe in ours:
-        assert exe in scripts, f"{path.name} runs '{exe}', which setup.py does not declare as a console script"
+        assert exe in scripts, (
+            f"{path.name} runs '{exe}', which setup.py does not declare as a console script"
+        )
         module, _, function = scripts[exe].partition(":")
         assert hasattr(importlib.import_module(module), function), f"{scripts[exe]} does not exist"
 
@@ -102,7 +110,9 @@ def test_every_loaded_file_of_this_package_exists(path: Path) -> None:
     shipped = {p.name for d in ("config", "launch") for p in (ROOT / d).glob("*")}
     for package, name in loaded_files(ast.parse(path.read_text())):
         if package in (PACKAGE, None):
-            assert Path(name).name in shipped, f"{path.name} loads '{name}', which is not in config/ or launch/"
+            assert Path(name).name in shipped, (
+                f"{path.name} loads '{name}', which is not in config/ or launch/"
+            )
 
 
 def test_setup_installs_launch_and_config_files() -> None:

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
-from sc_mllm_ros.geometry import CameraIntrinsics, Pose, angle_between_deg, rotation_from_up_forward
+from sc_mllm_ros.geometry import angle_between_deg, CameraIntrinsics, Pose, rotation_from_up_forward
 from sc_mllm_ros.model import FailureAnswer, PoseAnswer
 from sc_mllm_ros.model.codec import (
     answer_to_pixel,

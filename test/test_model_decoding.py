@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sc_mllm_ros.model import CAUSES, SCMLLM, LLMConfig, SCMLLMConfig, TokenizerConfig, VisionConfig
+from sc_mllm_ros.model import CAUSES, LLMConfig, SCMLLM, SCMLLMConfig, TokenizerConfig, VisionConfig
 from sc_mllm_ros.model.codec import parse_failure_text, parse_pose_text
 from sc_mllm_ros.model.decoding import AnswerConstraint
 from sc_mllm_ros.model.prompts import answer_segments

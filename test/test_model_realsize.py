@@ -6,7 +6,7 @@ import numpy as np
 import open_clip
 import pytest
 from safetensors.torch import load_file
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from tokenizers import models, pre_tokenizers, Tokenizer, trainers
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 

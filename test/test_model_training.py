@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from sc_mllm_ros.model import (
-    SCMLLM,
     AdapterEMA,
     LLMConfig,
     OnlineLearner,
+    SCMLLM,
     SCMLLMConfig,
     TrainConfig,
     VisionConfig,
@@ -16,7 +16,7 @@ from sc_mllm_ros.model import (
 from sc_mllm_ros.model.checkpoint import save_tensors
 from sc_mllm_ros.model.data import encode_sample, load_encoded
 from sc_mllm_ros.model.synthetic import samples, write_dataset
-from sc_mllm_ros.model.training import Trainer, evaluate, seed_everything, train_model
+from sc_mllm_ros.model.training import evaluate, seed_everything, train_model, Trainer
 
 torch.set_num_threads(1)
 

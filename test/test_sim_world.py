@@ -4,15 +4,15 @@ import cv2
 import numpy as np
 import pytest
 
-from sc_mllm_ros.geometry import Pose, angle_between_deg, deproject, project, rotation_from_up_forward
+from sc_mllm_ros.geometry import angle_between_deg, deproject, Pose, project, rotation_from_up_forward
 from sc_mllm_ros.sim import (
-    SEEN_CATEGORIES,
-    UNSEEN_CATEGORIES,
+    failure_cause,
     PositionExpert,
     PullWorld,
     RotationExpert,
-    failure_cause,
     sample_scene,
+    SEEN_CATEGORIES,
+    UNSEEN_CATEGORIES,
 )
 from sc_mllm_ros.sim.labels import rotate_towards
 

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sc_mllm_ros.model import SCMLLM
     from sc_mllm_ros.model.data import load_encoded, read_manifest
-    from sc_mllm_ros.model.training import Trainer, evaluate, seed_everything
+    from sc_mllm_ros.model.training import evaluate, seed_everything, Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)

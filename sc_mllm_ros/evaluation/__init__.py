@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from sc_mllm_ros.evaluation.protocol import EvalConfig, Evaluator, episode_rows, summarize
+from sc_mllm_ros.evaluation.protocol import episode_rows, EvalConfig, Evaluator, summarize
 from sc_mllm_ros.evaluation.report import build_report, markdown, write_report
 
 __all__ = ["EvalConfig", "Evaluator", "evaluate", "markdown", "write_report"]

@@ -28,7 +28,7 @@ from sc_mllm_ros.episode.agent import Hints, ModelServer, resolve_hints
 from sc_mllm_ros.episode.learning import training_samples
 from sc_mllm_ros.episode.record import EpisodeRecord, Frame
 from sc_mllm_ros.episode.store import StoredSample
-from sc_mllm_ros.geometry import Pose, angle_between_deg, deproject, rotation_from_up_forward
+from sc_mllm_ros.geometry import angle_between_deg, deproject, Pose, rotation_from_up_forward
 from sc_mllm_ros.sim import PositionExpert, PullWorld, RotationExpert, sample_scene
 
 SPLITS = {"seen": "test_seen", "unseen": "test_unseen"}

@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from sc_mllm_ros.geometry import CameraIntrinsics, Pose, deproject, project, rotation_from_up_forward
+from sc_mllm_ros.geometry import CameraIntrinsics, deproject, Pose, project, rotation_from_up_forward
 from sc_mllm_ros.model.prompts import CAUSES, FAILURE_ANSWERS, POSE_ANSWER
 
 QUANT = 0.02

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from sc_mllm_ros.model.codec import encode_pose_values, pixel_to_answer
 from sc_mllm_ros.model.config import SCMLLMConfig
-from sc_mllm_ros.model.prompts import CAUSES, FAMILIES, answer_segments, prompt_segments
+from sc_mllm_ros.model.prompts import answer_segments, CAUSES, FAMILIES, prompt_segments
 from sc_mllm_ros.model.tokenizer import SCTokenizer
 from sc_mllm_ros.model.vision import preprocess
 

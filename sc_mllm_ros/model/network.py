@@ -19,9 +19,9 @@ from sc_mllm_ros.model.codec import FailureAnswer, PoseAnswer
 from sc_mllm_ros.model.config import SCMLLMConfig
 from sc_mllm_ros.model.data import prompt_values
 from sc_mllm_ros.model.decoding import AnswerConstraint, decode_prefilled, decode_tokenwise
-from sc_mllm_ros.model.prompts import FAILURE_ANSWERS, answer_segments, prompt_segments
+from sc_mllm_ros.model.prompts import answer_segments, FAILURE_ANSWERS, prompt_segments
 from sc_mllm_ros.model.tokenizer import SCTokenizer
-from sc_mllm_ros.model.vision import Projector, RegressionHead, VisionTower, preprocess
+from sc_mllm_ros.model.vision import preprocess, Projector, RegressionHead, VisionTower
 
 MODEL_FILE = "model.safetensors"
 FORMAT = "sc_mllm/1"

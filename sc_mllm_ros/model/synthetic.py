@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sc_mllm_ros.geometry import CameraIntrinsics, angle_between_deg
+from sc_mllm_ros.geometry import angle_between_deg, CameraIntrinsics
 from sc_mllm_ros.model.data import DATASET_FORMAT, TrainingSample
 from sc_mllm_ros.model.prompts import CAUSES
 

@@ -14,15 +14,15 @@ from functools import lru_cache
 import json
 from pathlib import Path
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, decoders, models, pre_tokenizers, Tokenizer, trainers
 
 from sc_mllm_ros.model.prompts import (
     FAILURE_ANSWERS,
     INSTRUCTIONS,
     POSE_ANSWER,
-    WRAPPER,
     Segment,
     Slot,
+    WRAPPER,
 )
 
 SPECIALS = ("<pad>", "<s>", "</s>")

@@ -26,7 +26,7 @@ from sc_mllm_ros.geometry import angle_between_deg
 from sc_mllm_ros.model.checkpoint import atomic_write
 from sc_mllm_ros.model.codec import dequantize_direction
 from sc_mllm_ros.model.config import SCMLLMConfig
-from sc_mllm_ros.model.data import Encoded, TrainingSample, encode_sample
+from sc_mllm_ros.model.data import encode_sample, Encoded, TrainingSample
 from sc_mllm_ros.model.ema import AdapterEMA
 from sc_mllm_ros.model.network import SCMLLM
 from sc_mllm_ros.model.prompts import PIXEL_SLOTS

@@ -11,20 +11,20 @@ Public API::
 
 from sc_mllm_ros.sim.labels import (
     CAUSES,
-    ROTATION_LIMIT_DEG,
+    failure_cause,
     GroundTruth,
     PositionExpert,
+    ROTATION_LIMIT_DEG,
     RotationExpert,
-    failure_cause,
 )
 from sc_mllm_ros.sim.objects import (
+    categories_for,
     OBJECT_NAMES,
+    sample_scene,
+    SceneSpec,
     SEEN_CATEGORIES,
     SPLITS,
     UNSEEN_CATEGORIES,
-    SceneSpec,
-    categories_for,
-    sample_scene,
 )
 from sc_mllm_ros.sim.world import ExecutionResult, Observation, PullConfig, PullWorld
 

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import mujoco
 
-    from sc_mllm_ros.sim import SEEN_CATEGORIES, UNSEEN_CATEGORIES, PullWorld, sample_scene
+    from sc_mllm_ros.sim import PullWorld, sample_scene, SEEN_CATEGORIES, UNSEEN_CATEGORIES
 
     if args.scenes < 1 or args.frames < 1 or args.steps < 1:
         raise ValueError("--scenes, --frames and --steps must be >= 1")

@@ -27,17 +27,17 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from sc_mllm_ros.geometry import Pose, deproject, project, rotation_from_up_forward
+from sc_mllm_ros.geometry import deproject, Pose, project, rotation_from_up_forward
 from sc_mllm_ros.sim.labels import (
     CAUSES,
-    ROTATION_LIMIT_DEG,
     GroundTruth,
-    PositionExpert,
-    RotationExpert,
     in_mask,
+    PositionExpert,
     rotate_towards,
+    ROTATION_LIMIT_DEG,
+    RotationExpert,
 )
-from sc_mllm_ros.sim.objects import SEEN_CATEGORIES, SPLITS, UNSEEN_CATEGORIES, categories_for, sample_scene
+from sc_mllm_ros.sim.objects import categories_for, sample_scene, SEEN_CATEGORIES, SPLITS, UNSEEN_CATEGORIES
 from sc_mllm_ros.sim.world import PullWorld
 
 FORMAT = "sc_mllm_dataset/1"

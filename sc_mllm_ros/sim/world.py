@@ -19,15 +19,15 @@ import numpy as np  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose, project, rotation_from_up_forward  # noqa: E402
-from sc_mllm_ros.sim.labels import ROTATION_LIMIT_DEG, GroundTruth, failure_cause  # noqa: E402
-from sc_mllm_ros.sim.objects import SceneSpec, _yaw_matrix  # noqa: E402
+from sc_mllm_ros.sim.labels import failure_cause, GroundTruth, ROTATION_LIMIT_DEG  # noqa: E402
+from sc_mllm_ros.sim.objects import _yaw_matrix, SceneSpec  # noqa: E402
 from sc_mllm_ros.sim.robot import (  # noqa: E402
     ARM_JOINTS,
     HOME_Q,
+    panda_spec,
+    PandaIK,
     ROBOT_GROUP,
     TCP_SITE,
-    PandaIK,
-    panda_spec,
 )
 
 PHASES = ("pre_pose", "approach", "attach", "pull", "done")
