@@ -11,7 +11,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from sc_mllm_ros.episode.agent import resolve_hints
-from sc_mllm_ros.episode.record import MAX_TASK_CHARS, Attempt, BadInput, EpisodeRecord, Frame, parse_task
+from sc_mllm_ros.episode.record import Attempt, BadInput, EpisodeRecord, Frame, parse_task
 from sc_mllm_ros.episode.safety import GoalRejected, SafetyEnvelope
 from sc_mllm_ros.episode.store import EpisodeStore, SampleStore, StoredSample
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose
@@ -52,9 +52,7 @@ def test_task_names_the_object(task: str, name: str) -> None:
     assert parse_task(task) == name
 
 
-@pytest.mark.parametrize(
-    "task", ["", "   ", "x" * (MAX_TASK_CHARS + 1), "pull the 42", "pull the drawer; rm -rf /"]
-)
+@pytest.mark.parametrize("task", ["", "   ", "x" * 201, "pull the 42", "pull the drawer; rm -rf /"])
 def test_bad_tasks_are_refused_with_a_reason(task: str) -> None:
     with pytest.raises(BadInput, match="task"):
         parse_task(task)

@@ -1,5 +1,8 @@
-"""Each node over real rclpy/DDS in this process: bad input is refused with a clear error and nothing is
-published for it; the executor never sends a goal outside the envelope; pause stops it."""
+"""Each node over real rclpy/DDS in this process.
+
+Bad input is refused with a clear error and nothing is published for it; the executor never sends a goal
+outside the envelope; pause stops it.
+"""
 
 from __future__ import annotations
 
