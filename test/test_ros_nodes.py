@@ -7,7 +7,10 @@ outside the envelope; pause stops it.
 from __future__ import annotations
 
 from collections.abc import Callable
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 
@@ -56,9 +59,12 @@ def private_domain() -> int:
     return random.SystemRandom().randrange(1, 200)
 
 
+DOMAIN = private_domain()
+
+
 @pytest.fixture(scope="module")
 def ros():
-    rclpy.init(domain_id=private_domain())
+    rclpy.init(domain_id=DOMAIN)
     executor = MultiThreadedExecutor(num_threads=6)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
@@ -286,6 +292,31 @@ def test_a_second_correction_while_one_runs_is_refused(correction, server) -> No
     assert sorted(r.accepted for r in results) == [False, True]
     refused = next(r for r in results if not r.accepted)
     assert "is still running" in refused.message
+
+
+def test_the_correct_cli_is_a_client_of_the_service(correction, server) -> None:
+    episodes, _ = correction
+    rec = add_episode(episodes, server)
+    env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "sc_mllm_ros.cli",
+        "correct",
+        "--contact",
+        "7",
+        "8",
+        "--feedback",
+        "more left",
+    ]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (
+        f"corrected episode {rec.episode_id}" in run.stdout and "answer: The contact point is" in run.stdout
+    )
+    assert episodes.get(rec.episode_id).attempts[-1].hint_contact == (7, 8)
+    bad = subprocess.run([*cmd[:4], "--up", "0,0,1"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "both --up and --forward" in bad.stdout
 
 
 # -- executor: safety envelope and pause -------------------------------------------------------------------
