@@ -65,13 +65,15 @@ def system(tmp_path):
     rclpy.init(domain_id=random.SystemRandom().randrange(1, 200))
     # An untrained model rarely answers inside the real workspace; the envelope is opened here so that its
     # answers reach the arm (the envelope itself is tested in test_ros_nodes.py and test_episode_core.py).
+    wide = {
+        "workspace_min": [-1e3, -1e3, -1e3],
+        "workspace_max": [1e3, 1e3, 1e3],
+        "max_approach_angle_deg": 180.0,
+    }
     overrides = {
-        "sc_mllm_executor": {
-            "scene_seed": 1,
-            "workspace_min": [-1e3, -1e3, -1e3],
-            "workspace_max": [1e3, 1e3, 1e3],
-            "max_approach_angle_deg": 180.0,
-        },
+        "sc_mllm_executor": {"scene_seed": 1, **wide},
+        "sc_mllm_policy": wide,
+        "sc_mllm_correction": wide,
         "sc_mllm_learner": {"steps_per_update": 1},
     }
     system = compose(model, tmp_path / "data", overrides=overrides, model_version="test")

@@ -170,6 +170,28 @@ def test_policy_answers_a_good_frame_with_goal_prediction_markers_and_debug_imag
     assert not probe.got["errors"]
 
 
+def test_policy_keeps_out_of_bounds_goals_to_itself(policy) -> None:
+    node, probe = policy
+    from geometry_msgs.msg import TransformStamped
+
+    from sc_mllm_ros.nodes.qos import LATCHED_QOS
+    from sc_mllm_ros.nodes.safety_gate import EXTRINSICS_TOPIC
+
+    extrinsics = TransformStamped()  # the camera 10 m in front of the robot: every goal is out of reach
+    extrinsics.transform.translation.x, extrinsics.transform.rotation.w = 10.0, 1.0
+    probe.create_publisher(TransformStamped, EXTRINSICS_TOPIC, LATCHED_QOS).publish(extrinsics)
+    wait(lambda: node.gate._base_from_camera is not None)
+    probe.send_frame()
+    probe.task.publish(String(data="pull the drawer"))
+    error = wait(lambda: probe.got["errors"] and probe.got["errors"][-1].data)
+    pred = wait(lambda: probe.got["prediction"] and probe.got["prediction"][0])
+    time.sleep(0.3)
+    assert "rejected by the safety envelope, not sent" in error and pred.episode_id in error
+    assert "outside the workspace box" in error
+    assert not probe.got["goal"]  # the answer is visible, the goal never left the policy
+    assert node.episodes.get(pred.episode_id) is not None  # and the episode can be corrected
+
+
 def test_missing_camera_info_is_refused(policy) -> None:
     _, probe = policy
     probe.send_frame(info=False)

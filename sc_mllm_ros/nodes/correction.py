@@ -22,10 +22,12 @@ from sc_mllm_msgs.msg import AdapterVersion, CorrectionSample, FailureReport, Po
 from sc_mllm_msgs.srv import ExpertHints, RequestCorrection
 from sc_mllm_ros.episode.agent import ModelServer, resolve_hints
 from sc_mllm_ros.episode.record import BadInput, EpisodeRecord
+from sc_mllm_ros.episode.safety import GoalRejected
 from sc_mllm_ros.episode.store import EpisodeStore, SampleStore, StoredSample
 from sc_mllm_ros.nodes import conversions as conv
 from sc_mllm_ros.nodes.qos import EVENTS_QOS, LATCHED_QOS
 from sc_mllm_ros.nodes.runtime import console_main, data_dir, declare, shared_model
+from sc_mllm_ros.nodes.safety_gate import GoalGate
 
 
 def _wait(future, timeout: float, what: str):
@@ -49,6 +51,7 @@ class CorrectionNode(Node):
         root = data_dir(self)
         self.timeout = declare(self, "timeout_s", 60.0, "wait limit per step", (1.0, 600.0))
         self.server = shared_model(self, server)
+        self.gate = GoalGate(self)
         self.episodes = episodes if episodes is not None else EpisodeStore(root / "episodes.sqlite")
         self.samples = samples if samples is not None else SampleStore(root / "samples.sqlite")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc_mllm_correction")
@@ -151,6 +154,12 @@ class CorrectionNode(Node):
             attempt, rec.episode_id, rec.task, header, header.frame_id, self.server.model_version
         )
         self.prediction_pub.publish(pred)
+        try:
+            self.gate.check(attempt.pose)
+        except GoalRejected as err:
+            res.accepted, res.prediction, res.answer_text = True, pred, attempt.text
+            res.message = f"corrected episode {rec.episode_id}, but the goal was rejected, not sent: {err}"
+            return res
         self.goal_pub.publish(pred.pose)
         res.accepted, res.corrected_pose, res.prediction = True, pred.pose, pred
         res.answer_text = attempt.text

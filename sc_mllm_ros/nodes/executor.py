@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseStamped, TransformStamped
 import numpy as np
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -27,12 +27,13 @@ from sc_mllm_msgs.action import ExecutePose
 from sc_mllm_msgs.msg import ExecutionOutcome
 from sc_mllm_msgs.srv import ExpertHints
 from sc_mllm_ros.episode.record import BadInput
-from sc_mllm_ros.episode.safety import GoalRejected, SafetyEnvelope
+from sc_mllm_ros.episode.safety import GoalRejected
 from sc_mllm_ros.geometry import Pose, rotation_from_quaternion
 from sc_mllm_ros.nodes import conversions as conv
 from sc_mllm_ros.nodes.backends import MoveItBackend, SimBackend
-from sc_mllm_ros.nodes.qos import EVENTS_QOS, SENSOR_QOS
+from sc_mllm_ros.nodes.qos import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS
 from sc_mllm_ros.nodes.runtime import console_main, declare
+from sc_mllm_ros.nodes.safety_gate import declare_envelope, extrinsics_msg, EXTRINSICS_TOPIC
 
 OPTICAL_FRAME = "camera_color_optical_frame"
 
@@ -41,33 +42,13 @@ class ExecutorNode(Node):
     def __init__(self, backend=None, **kwargs) -> None:
         super().__init__("sc_mllm_executor", **kwargs)
         kind = declare(self, "backend", "mujoco", "mujoco (embedded arm) | moveit (moveit_py)")
-        self.envelope = SafetyEnvelope(
-            box_min=tuple(declare(self, "workspace_min", [0.15, -0.6, 0.0], "workspace box min (m, base)")),
-            box_max=tuple(declare(self, "workspace_max", [0.95, 0.6, 1.2], "workspace box max (m, base)")),
-            approach_reference=tuple(
-                declare(
-                    self,
-                    "approach_reference",
-                    [0.0, 0.0, -1.0],
-                    "reference direction of the approach axis (base frame)",
-                )
-            ),
-            max_approach_angle_deg=declare(
-                self, "max_approach_angle_deg", 120.0, "max angle of approach axis to reference", (0.0, 180.0)
-            ),
-            primitive_offsets=tuple(
-                declare(
-                    self,
-                    "primitive_offsets",
-                    [-0.15, 0.0, -0.2],
-                    "offsets along the approach axis that the primitive visits (m)",
-                )
-            ),
-        )
+        self.envelope = declare_envelope(self)
         self.paused = False
         self._busy = threading.Lock()
         self.backend = backend or self._make_backend(kind)
         group = ReentrantCallbackGroup()
+        self.extrinsics_pub = self.create_publisher(TransformStamped, EXTRINSICS_TOPIC, LATCHED_QOS)
+        self.announce_extrinsics()
         self.outcome_pub = self.create_publisher(ExecutionOutcome, "/sc_mllm/execution_outcome", EVENTS_QOS)
         self.error_pub = self.create_publisher(String, "/sc_mllm/errors", EVENTS_QOS)
         self.create_service(SetBool, "/sc_mllm/pause", self._on_pause, callback_group=group)
@@ -116,6 +97,13 @@ class ExecutorNode(Node):
                 base_frame=declare(self, "base_frame", "fr3_link0", "robot base frame"),
             )
         raise ValueError(f"unknown executor backend '{kind}' (mujoco | moveit)")
+
+    def announce_extrinsics(self) -> None:
+        """Latch the camera pose in the base frame: the other nodes gate goals with it."""
+        base_frame = getattr(self.backend, "base_frame", "world")
+        msg = extrinsics_msg(self.backend.base_from_camera(), base_frame, OPTICAL_FRAME)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.extrinsics_pub.publish(msg)
 
     # -- the embedded arm's sensors and experts ----------------------------------------------------------
     def _setup_sim(self) -> None:
@@ -171,6 +159,7 @@ class ExecutorNode(Node):
             name = self.backend.load_scene(self.backend.scene_seed + 1)
         finally:
             self._busy.release()
+        self.announce_extrinsics()
         self.publish_sensors()
         res.success, res.message = True, name
         return res

@@ -26,10 +26,12 @@ from sc_mllm_msgs.msg import AdapterVersion, PosePrediction
 from sc_mllm_ros.episode.agent import ModelServer
 from sc_mllm_ros.episode.record import Attempt, BadInput, EpisodeRecord, Frame, new_episode_id, parse_task
 from sc_mllm_ros.episode.render import annotate
+from sc_mllm_ros.episode.safety import GoalRejected
 from sc_mllm_ros.episode.store import EpisodeStore
 from sc_mllm_ros.nodes import conversions as conv
 from sc_mllm_ros.nodes.qos import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS
 from sc_mllm_ros.nodes.runtime import console_main, data_dir, declare, shared_model
+from sc_mllm_ros.nodes.safety_gate import GoalGate
 
 
 def goal_markers(att: Attempt, header: Header, status: str) -> MarkerArray:
@@ -86,6 +88,7 @@ class PolicyNode(Node):
             self, "execute_action", "/sc_mllm/execute_pose", "the executor's ExecutePose action"
         )
         self.server = shared_model(self, server)
+        self.gate = GoalGate(self)
         self.episodes = episodes if episodes is not None else EpisodeStore(root / "episodes.sqlite")
 
         self._latest: dict[str, object] = {}
@@ -160,6 +163,15 @@ class PolicyNode(Node):
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=frame_id)
         pred = conv.prediction_msg(att, rec.episode_id, rec.task, header, frame_id, self.server.model_version)
         status = f"{rec.object_name}: {att.family} #{len(rec.attempts)} (adapter v{att.adapter_version})"
+        try:
+            self.gate.check(att.pose)
+        except GoalRejected as err:
+            # The answer is published and kept for correction; the goal never leaves this node.
+            self.prediction_pub.publish(pred)
+            debug = annotate(rec.frame.rgb, att, rec.frame.intrinsics, f"{status} REJECTED")
+            self.debug_pub.publish(conv.image_msg(debug, "rgb8", header))
+            self.error(f"goal of episode {rec.episode_id} rejected by the safety envelope, not sent: {err}")
+            return pred
         self.prediction_pub.publish(pred)
         self.goal_pub.publish(pred.pose)
         self.marker_pub.publish(goal_markers(att, header, status))
