@@ -14,22 +14,30 @@ from sc_mllm_ros.geometry import CameraIntrinsics, project
 AXIS_LENGTH_M = 0.06
 
 
-def annotate(rgb: np.ndarray, attempt: Attempt, intr: CameraIntrinsics, status: str = "") -> np.ndarray:
-    """A copy of ``rgb`` (uint8 HxWx3) with the attempt drawn: contact (circle), up (blue), forward (red)."""
-    out = np.ascontiguousarray(rgb.copy())
+def annotate(
+    rgb: np.ndarray, attempt: Attempt, intr: CameraIntrinsics, status: str = "", min_size: int = 0
+) -> np.ndarray:
+    """A copy of ``rgb`` (uint8 HxWx3) with the attempt drawn: contact (circle), up (blue), forward (red).
+
+    ``min_size`` upscales small frames first (nearest neighbour) so the drawing and the text stay legible.
+    """
+    k = max(1, -(-min_size // rgb.shape[0])) if min_size else 1
+    out = np.ascontiguousarray(np.repeat(np.repeat(rgb, k, axis=0), k, axis=1))
+    intr = intr.scaled(intr.width * k, intr.height * k) if k > 1 else intr
     scale = max(1, out.shape[0] // 112)
-    row, col = attempt.contact
-    cv2.circle(out, (int(col), int(row)), 3 * scale, (255, 255, 0), 1)
+    row, col = ((v + 0.5) * k - 0.5 for v in attempt.contact)
+    cv2.circle(out, (int(round(col)), int(round(row))), 3 * scale, (255, 255, 0), 1)
     pose = attempt.pose
     for axis, color in ((pose.up, (0, 128, 255)), (pose.forward, (255, 0, 0))):
         try:
             r, c = project(pose.position + AXIS_LENGTH_M * axis, intr)
         except ValueError:
             continue  # the axis tip is behind the camera
-        cv2.arrowedLine(out, (int(col), int(row)), (int(round(c)), int(round(r))), color, 1, tipLength=0.25)
+        start, tip = (int(round(col)), int(round(row))), (int(round(c)), int(round(r)))
+        cv2.arrowedLine(out, start, tip, color, scale, tipLength=0.25)
     if status:
         white = (255, 255, 255)
-        cv2.putText(out, status[:40], (2, 10 * scale), cv2.FONT_HERSHEY_PLAIN, 0.7 * scale, white, 1)
+        cv2.putText(out, status[:48], (4, 12 * scale), cv2.FONT_HERSHEY_PLAIN, 0.6 * scale, white, 1)
     return out
 
 
@@ -47,12 +55,13 @@ def save_debug_images(episodes: EpisodeStore, summary: dict, out: Path) -> list[
         if rec is None:
             continue
         for i, att in enumerate(rec.attempts, 1):
-            verdict = (
+            verdict = "not executed" if not att.executed else "success" if att.success else f"failed: {att.cause}"
                 "not graded" if att.success is None else "success" if att.success else f"failed: {att.cause}"
             )
             name = Path("images") / f"{rec.episode_id}_{i}_{att.family}.png"
             save_png(
-                out / name, annotate(rec.frame.rgb, att, rec.frame.intrinsics, f"#{i} {att.family} {verdict}")
+                out / name,
+                annotate(rec.frame.rgb, att, rec.frame.intrinsics, f"#{i} {att.family} {verdict}", 336),
             )
             written.append(str(name))
     return written
