@@ -55,9 +55,9 @@ def save_debug_images(episodes: EpisodeStore, summary: dict, out: Path) -> list[
         if rec is None:
             continue
         for i, att in enumerate(rec.attempts, 1):
-            verdict = "not executed" if not att.executed else "success" if att.success else f"failed: {att.cause}"
-                "not graded" if att.success is None else "success" if att.success else f"failed: {att.cause}"
-            )
+            verdict = f"failed: {att.cause}" if att.executed and not att.success else "success"
+            if not att.executed:
+                verdict = "not executed"
             name = Path("images") / f"{rec.episode_id}_{i}_{att.family}.png"
             save_png(
                 out / name,
