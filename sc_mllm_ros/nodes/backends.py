@@ -205,7 +205,11 @@ class MoveItBackend:
 
     def stop(self) -> None:
         self._stop.set()
-        self.moveit.get_trajectory_execution_manager().stop_execution(True)
+        # Jazzy's moveit_py spells it "trajactory"; later releases may fix the name.
+        name = "get_trajactory_execution_manager"
+        if not hasattr(self.moveit, name):
+            name = "get_trajectory_execution_manager"
+        getattr(self.moveit, name)().stop_execution()
 
     def close(self) -> None:
         self.moveit.shutdown()
