@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from sc_mllm_ros.geometry import (
-    CameraIntrinsics,
-    Pose,
     angle_between_deg,
+    CameraIntrinsics,
     deproject,
+    Pose,
     project,
     quaternion_from_rotation,
     rotation_from_quaternion,
