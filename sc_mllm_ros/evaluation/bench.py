@@ -1,0 +1,139 @@
+"""``sc-mllm bench system``: the ROS graph's overheads, measured side by side in one run.
+
+* policy latency (task and latest image in -> goal out, through DDS) against the raw model call;
+* correction latency (``/request_correction`` with the automatic experts) against the raw model call;
+* one learner update (adapter fine-tuning + EMA) on a batch of corrected samples;
+* policy latency while the learner trains on its own thread, against idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sc_mllm_ros.assets import DEFAULT_MODEL
+
+    parser.add_argument(
+        "--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped one)"
+    )
+    parser.add_argument("--repeats", type=int, default=10, help="measurements per row")
+    parser.add_argument("--learner-batch", type=int, default=8, help="corrected samples per learner update")
+
+
+def _stats(xs: list[float]) -> tuple[float, float]:
+    return float(np.percentile(xs, 50)), float(np.percentile(xs, 95))
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from std_msgs.msg import String
+
+    from sc_mllm_ros.episode.agent import ModelServer
+    from sc_mllm_ros.episode.bench import serving_during_learning
+    from sc_mllm_ros.model import OnlineLearner, TrainingSample
+    from sc_mllm_ros.nodes.runtime import load_model
+    from sc_mllm_ros.nodes.system import compose, DEFAULT_CONFIG
+    from sc_mllm_ros.sim import PullWorld, sample_scene
+
+    model = load_model(args.model)
+    scene = sample_scene(0, split="train")
+    with PullWorld(scene) as world:
+        obs, gt, obj = world.reset(), world.ground_truth, world.object_name
+    rows: dict[str, list[float]] = {}
+
+    def timed(name: str, fn) -> None:
+        fn()  # warm-up
+        rows[name] = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            fn()
+            rows[name].append(time.perf_counter() - t0)
+
+    timed("model.predict_pose (raw)", lambda: model.predict_pose(obs.rgb, obj))
+    timed("model.correct (raw)", lambda: model.correct(obs.rgb, obj, gt.contact, gt.up, gt.forward))
+
+    samples = [
+        TrainingSample(
+            "correction",
+            obs.rgb,
+            obj,
+            gt.contact,
+            gt.up,
+            gt.forward,
+            hint_contact=gt.contact,
+            hint_up=gt.up,
+            hint_forward=gt.forward,
+        )
+        for _ in range(args.learner_batch)
+    ]
+    learner = OnlineLearner(model.clone())
+    timed(f"learner update ({args.learner_batch} samples)", lambda: learner.update(samples))
+    # In process, without the transport: answers served by the ModelServer during one update.
+    serving = serving_during_learning(ModelServer(model), learner, samples, args.repeats, obs.rgb, obj)
+
+    rclpy.init()
+    system = None
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:
+            overrides = {"sc_mllm_policy": {"auto_execute": False}, "sc_mllm_executor": {"scene_seed": 0}}
+            system = compose(model, data_dir, DEFAULT_CONFIG, overrides, model_version=args.model)
+            client = system.client
+            client.wait_for_frames(2, 60.0)
+            task = f"pull the {client.scene_object()}"
+            last = {}
+
+            def policy() -> None:
+                n = len(client.predictions)
+                client.task_pub.publish(String(data=task))
+                last["pred"] = client.wait_for(
+                    lambda: len(client.predictions) > n and client.predictions[-1], 60.0, "a prediction"
+                )
+
+            timed("policy: task in -> goal out (idle)", policy)
+            episode = last["pred"].episode_id
+            timed(
+                "/request_correction (automatic experts, no execution)",
+                lambda: client.request_correction(episode, automatic=True, execute=False, timeout=60.0),
+            )
+            stop = threading.Event()
+
+            def train_forever() -> None:
+                while not stop.is_set():
+                    learner.update(samples)
+
+            trainer = threading.Thread(target=train_forever, daemon=True)
+            trainer.start()
+            try:
+                timed("policy: task in -> goal out (learner training)", policy)
+            finally:
+                stop.set()
+                trainer.join()
+    finally:
+        if system is not None:
+            system.shutdown()
+        rclpy.try_shutdown()
+
+    print(f"sc-mllm bench system ({args.repeats} runs each, model {args.model})")
+    print(f"{'measurement':58s} {'p50 ms':>9s} {'p95 ms':>9s}")
+    for name, xs in rows.items():
+        p50, p95 = _stats(xs)
+        print(f"{name:58s} {1000 * p50:9.1f} {1000 * p95:9.1f}")
+    med = {k: _stats(v)[0] for k, v in rows.items()}
+    raw, idle = med["model.predict_pose (raw)"], med["policy: task in -> goal out (idle)"]
+    print(f"policy overhead ratio (graph / raw model call):        {idle / raw:.2f}x")
+    corr = med["/request_correction (automatic experts, no execution)"]
+    print(f"correction overhead ratio (service / raw model call):  {corr / med['model.correct (raw)']:.2f}x")
+    busy = med["policy: task in -> goal out (learner training)"]
+    print(f"policy latency while learning / idle:                  {busy / idle:.2f}x")
+    print(
+        f"model server alone / during one update: {serving['answer_ms_alone']:.0f} ms / "
+        f"{serving['answer_ms_during_update']:.0f} ms ({serving['answers_during_update']} answers "
+        f"served during the {serving['update_s']:.1f} s update)"
+    )
+    return 0
