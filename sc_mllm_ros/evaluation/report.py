@@ -200,41 +200,39 @@ def plots(report: dict, out: Path) -> list[Path]:
     splits = list(report["episodes"])
     colours = {"seen": "tab:blue", "unseen": "tab:orange"}
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for k in splits:
-        ys = [s["no_correction"][k], *s["after_corrections"][k]]
-        ax.plot(range(len(ys)), [100 * y for y in ys], "o-", color=colours.get(k), label=f"ours, {k}")
-        paper = {0: PAPER["no_correction"][k], **PAPER["after_corrections"][k]}
-        ax.plot(
-            list(paper), list(paper.values()), "s--", color=colours.get(k), alpha=0.5, label=f"paper, {k}"
-        )
-        ax.axhline(100 * report["random_policy"][k], color=colours.get(k), ls=":", lw=1)
-    ax.set(
-        xlabel="correction rounds",
-        ylabel="success rate (%)",
-        ylim=(0, 100),
-        title="Success after expert corrections (dotted: random policy)",
-    )
-    ax.legend(fontsize=8)
-    written.append(_save(fig, out / "success_vs_corrections.png"))
-
-    if any(s["continual_learning"].values()):
+    def rounds_plot(key: str, xlabel: str, ylabel: str, title: str, name: str, random_line: bool) -> None:
+        """Ours (solid) against the paper (dashed) over rounds; round 0 is the uncorrected policy."""
         fig, ax = plt.subplots(figsize=(6, 4))
         for k in splits:
-            ys = [s["no_correction"][k], *s["continual_learning"][k]]
+            ys = [s["no_correction"][k], *s[key][k]]
             ax.plot(range(len(ys)), [100 * y for y in ys], "o-", color=colours.get(k), label=f"ours, {k}")
-            paper = {0: PAPER["no_correction"][k], **PAPER["continual_learning"][k]}
+            paper = {0: PAPER["no_correction"][k], **PAPER[key][k]}
             ax.plot(
                 list(paper), list(paper.values()), "s--", color=colours.get(k), alpha=0.5, label=f"paper, {k}"
             )
-        ax.set(
-            xlabel="continual-learning rounds",
-            ylabel="success without correction (%)",
-            ylim=(0, 100),
-            title="Continual learning with the EMA",
-        )
+            if random_line:
+                ax.axhline(100 * report["random_policy"][k], color=colours.get(k), ls=":", lw=1)
+        ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(0, 100), title=title)
         ax.legend(fontsize=8)
-        written.append(_save(fig, out / "continual_learning.png"))
+        written.append(_save(fig, out / name))
+
+    rounds_plot(
+        "after_corrections",
+        "correction rounds",
+        "success rate (%)",
+        "Success after expert corrections (dotted: random policy)",
+        "success_vs_corrections.png",
+        True,
+    )
+    if any(s["continual_learning"].values()):
+        rounds_plot(
+            "continual_learning",
+            "continual-learning rounds",
+            "success without correction (%)",
+            "Continual learning with the EMA",
+            "continual_learning.png",
+            False,
+        )
 
     fd = report["failure_detection"]
     fig, ax = plt.subplots(figsize=(5, 4.5))
