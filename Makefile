@@ -4,13 +4,14 @@ ENV := tools/env.sh
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help setup demo test test-slow test-all lint bench lock clean
+.PHONY: help setup demo test test-slow test-all lint bench model eval lock clean
 
 help:
 	@echo "make demo       run the self-correcting loop on the embedded MuJoCo Franka (summary + PNGs in runs/demo)"
 	@echo "make test       run the test suite (everything but the tests marked slow)"
 	@echo "make test-slow  run only the slow end-to-end tests;  make test-all: both"
 	@echo "make lint       ruff + the ament linters;  make bench: all benchmarks;  make lock: re-pin requirements"
+	@echo "make model      retrain the shipped model from scratch;  make eval: evaluate it (runs/eval/report.md)"
 
 setup:
 	@tools/setup.sh
@@ -41,6 +42,18 @@ bench: setup
 	$(ENV) sc-mllm bench sim
 	$(ENV) sc-mllm bench model
 	$(ENV) sc-mllm bench system
+
+# Retrain the shipped small model from scratch: data (seed 1000), both training stages, copy into the package.
+DATA_SEED ?= 1000
+model: setup
+	$(ENV) sc-mllm gen-data --num 20000 --out data/sc20k-$(DATA_SEED) --seed $(DATA_SEED)
+	$(ENV) sc-mllm train --data data/sc20k-$(DATA_SEED) --out data/train-$(DATA_SEED) --seed 0 --threads 2
+	rm -rf sc_mllm_ros/assets/sc_mllm_small
+	cp -r data/train-$(DATA_SEED)/model sc_mllm_ros/assets/sc_mllm_small
+
+EVAL_EPISODES ?= 50
+eval: setup
+	$(ENV) sc-mllm eval --episodes $(EVAL_EPISODES) --seed 7 --out runs/eval
 
 # Re-pin: install requirements.txt afresh into a scratch venv and freeze it into requirements.lock.
 lock:

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     finally:
         sys.argv = saved
+    args._argv = list(argv)  # the command line as typed, for provenance records
     try:
         return int(_load(args._module).run(args) or 0)
     except KeyboardInterrupt:

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--model",
-        default=None,
+        default="",
         help="SC-MLLM checkpoint directory (default: the shipped model if present, else random init)",
     )
     p.add_argument("--config", default=None, help="ROS 2 params file (default: config/sc_mllm.yaml)")
@@ -41,24 +41,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="longest wait for any step (s)")
 
 
-def _shipped_model() -> str:
-    from sc_mllm_ros.assets import DEFAULT_MODEL
-
-    return str(DEFAULT_MODEL) if DEFAULT_MODEL.is_dir() else ""
-
-
 def run(args: argparse.Namespace) -> int:
     import rclpy
 
     from sc_mllm_ros.episode.render import save_debug_images
     from sc_mllm_ros.nodes.driver import run_episodes
     from sc_mllm_ros.nodes.policy import PolicyNode
-    from sc_mllm_ros.nodes.runtime import load_model
+    from sc_mllm_ros.nodes.runtime import load_model, resolve_model_path
     from sc_mllm_ros.nodes.system import compose, DEFAULT_CONFIG
 
     if args.episodes < 1 or args.rounds < 0:
         raise SystemExit("--episodes must be >= 1 and --rounds >= 0")
-    model_path = _shipped_model() if args.model is None else args.model
+    model_path = resolve_model_path(args.model or "")
     if not model_path:
         print(
             "no trained model given or shipped: a randomly initialised one answers (train one: sc-mllm train)"

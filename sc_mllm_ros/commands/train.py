@@ -1,7 +1,7 @@
 """``sc-mllm train``: stage 1 (visual tower) + stage 2 (co-fine-tuning) of the small SC-MLLM on a dataset.
 
-Writes ``OUT/model/`` (full checkpoint), ``OUT/adapter.safetensors``, ``OUT/train_state.pt`` (for
-``--resume``)
+Writes ``OUT/model/`` (full checkpoint and ``training.json`` provenance), ``OUT/adapter.safetensors``,
+``OUT/train_state.pt`` (for ``--resume``)
 and ``OUT/eval.json`` (held-out accuracy next to the predict-the-mean baseline).
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+import shlex
+import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         train = load_encoded(args.data, "train", model.tokenizer, cfg, args.limit)
         trainer = Trainer(model, train, out)
     print(f"{len(train)} training samples from {args.data}")
+    t0 = time.perf_counter()
     trainer.run(progress)
+    train_s = time.perf_counter() - t0
     model = trainer.model
     model.save_adapter(out / "adapter.safetensors")
     results = {}
@@ -93,5 +97,16 @@ def run(args: argparse.Namespace) -> int:
             if items:
                 results[split] = evaluate(model, items, progress)
     (out / "eval.json").write_text(json.dumps(results, indent=2))
+    # Provenance beside the weights: `sc-mllm eval` refuses to evaluate on the data seed it learned from.
+    provenance = {
+        "command": "sc-mllm " + " ".join(shlex.quote(a) for a in getattr(args, "_argv", [])),
+        "data": str(args.data),
+        "data_seed": manifest.get("seed"),
+        "train_seed": args.seed,
+        "train_seconds": round(train_s, 1) if not args.resume else None,
+        "torch_threads": torch.get_num_threads(),
+        "held_out": results,
+    }
+    (out / "model" / "training.json").write_text(json.dumps(provenance, indent=2))
     print(json.dumps(results, indent=2))
     return 0

@@ -28,10 +28,20 @@ def declare(
     return node.declare_parameter(name, default, desc).value
 
 
+def resolve_model_path(path: str) -> str:
+    """``path``, or the shipped small model when empty; empty when neither exists (random init)."""
+    from sc_mllm_ros.assets import DEFAULT_MODEL
+
+    if path:
+        return path
+    return str(DEFAULT_MODEL) if DEFAULT_MODEL.is_dir() else ""
+
+
 def load_model(path: str, device: str = "cpu"):
-    """The SC-MLLM at ``path`` (``save_pretrained`` directory); a randomly initialised one when empty."""
+    """The SC-MLLM at ``path`` (a ``save_pretrained`` directory; empty: see :func:`resolve_model_path`)."""
     from sc_mllm_ros.model import SCMLLM, SCMLLMConfig
 
+    path = resolve_model_path(path)
     return SCMLLM.from_pretrained(path, device=device) if path else SCMLLM(SCMLLMConfig())
 
 
@@ -64,10 +74,10 @@ def shared_model(node: Node, server=None):
     """The node's ModelServer: ``server`` when composed in one process, else one from ``model_path``."""
     from sc_mllm_ros.episode.agent import ModelServer
 
-    path = declare(node, "model_path", "", "SC-MLLM checkpoint directory (empty: random init)")
-    return (
-        server if server is not None else ModelServer(load_model(path), model_version=path or "random-init")
-    )
+    path = declare(node, "model_path", "", "SC-MLLM checkpoint directory (empty: the shipped model)")
+    if server is not None:
+        return server
+    return ModelServer(load_model(path), model_version=resolve_model_path(path) or "random-init")
 
 
 def data_dir(node: Node) -> Path:
