@@ -1,0 +1,100 @@
+"""`sc-mllm eval`: the report's arithmetic, and a short evaluation of the shipped model (run in CI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sc_mllm_ros.evaluation.protocol import EpisodeResult, summarize
+from sc_mllm_ros.evaluation.report import build_report, confusion, markdown
+
+
+def _episode(
+    split: str, successes: list[bool], detections, random_success=False, contact=(0.5, 0.5)
+) -> EpisodeResult:
+    return EpisodeResult(
+        split=split,
+        category="drawer",
+        scene_seed=1,
+        success_by_round=successes,
+        contact_error_px=10.0,
+        up_error_deg=5.0,
+        forward_error_deg=7.0,
+        gt_contact_frac=contact,
+        gt_up=[0, 0, 1.0],
+        gt_forward=[1.0, 0, 0],
+        detections=detections,
+        latency_s=[0.1],
+        random_success=random_success,
+    )
+
+
+def test_confusion_matrix_and_majority_baseline() -> None:
+    detections = {
+        ("success", "success"): 3,
+        ("position", "position"): 2,
+        ("position", "rotation"): 1,
+        ("rotation", "success"): 2,
+    }
+    result = confusion(detections)
+    assert result["graded"] == 8
+    assert result["accuracy"] == pytest.approx(5 / 8)
+    assert result["majority_class_accuracy"] == pytest.approx(3 / 8)
+    labels = result["labels"]
+    assert result["confusion"][labels.index("position")][labels.index("rotation")] == 1
+
+
+def test_summary_success_rates_and_mean_baseline() -> None:
+    results = [
+        _episode(
+            "seen", [False, True, True], [("position", "position"), ("success", "success")], True, (0.2, 0.4)
+        ),
+        _episode("seen", [False, False, False], [("rotation", "position")], False, (0.6, 0.4)),
+    ]
+    s = summarize(results)
+    assert s["success_no_correction"] == 0.0
+    assert s["success_after_corrections"] == [0.5, 0.5]
+    assert s["random_policy"] == 0.5
+    # The mean contact is (0.4, 0.4): each ground truth is 0.2 of the 336 frame away from it.
+    assert s["mean_baseline"]["contact_px_mean"] == pytest.approx(0.2 * 336)
+    report = build_report({"seen": s}, {}, {"seed": 3})
+    assert report["failure_detection"]["accuracy"] == pytest.approx(2 / 3)
+    text = markdown(report)
+    assert "| after 2 corrections | 50.0 |" in text
+    assert "missed by 60.0 points" in text  # no-correction target of 60 % against 0 %
+
+
+def test_short_eval_of_the_shipped_model_beats_the_random_policy(tmp_path: Path) -> None:
+    from sc_mllm_ros.assets import DEFAULT_MODEL
+    from sc_mllm_ros.cli import main
+
+    rc = main(
+        [
+            "eval",
+            "--model",
+            str(DEFAULT_MODEL),
+            "--episodes",
+            "6",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "11",
+            "--correction-rounds",
+            "2",
+            "--learning-rounds",
+            "1",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    for name in ("report.md", "success_vs_corrections.png", "confusion.png", "continual_learning.png"):
+        assert (tmp_path / name).is_file()
+    assert report["episodes"] == {"seen": 6, "unseen": 6}
+    ours = np.mean([report["success"]["after_corrections"][k][-1] for k in ("seen", "unseen")])
+    random = np.mean([report["random_policy"][k] for k in ("seen", "unseen")])
+    assert ours >= random + 0.3, f"success after corrections {ours:.2f} vs random policy {random:.2f}"
+    assert len(report["success"]["continual_learning"]["seen"]) == 1
