@@ -24,56 +24,16 @@ pytestmark = pytest.mark.ros
 MAX_ROUNDS = 6
 
 
-def accept_successes(model) -> None:
-    """Teach an untrained model's checker to grade a real success in the test scene as one (a few steps).
-
-    An untrained checker almost never says "success", so no correction would ever be learned from; the
-    pipeline under test is the same whatever the checker's verdicts are.
-    """
-    from sc_mllm_ros.geometry import project
-    from sc_mllm_ros.model import OnlineLearner, TrainingSample
-    from sc_mllm_ros.sim import PullWorld, sample_scene
-
-    with PullWorld(sample_scene(1, "train"), image_size=112) as world:
-        obs = world.reset()
-        res = world.execute(world.ground_truth.pose)
-    assert res.success, res.message
-    sample = TrainingSample(
-        "failure",
-        res.end_obs.rgb,
-        world.object_name,
-        None,
-        None,
-        None,
-        ee_contact=project(res.ee_pose.position, obs.intrinsics),
-        ee_up=res.ee_pose.up,
-        ee_forward=res.ee_pose.forward,
-        cause="success",
-    )
-    OnlineLearner(model, lr=1e-2, ema_decay=0.0, steps_per_update=6).update([sample])
-
-
 @pytest.fixture
 def system(tmp_path):
-    import torch
+    from sc_mllm_ros.assets import DEFAULT_MODEL
+    from sc_mllm_ros.model import SCMLLM
 
-    from sc_mllm_ros.model import SCMLLM, SCMLLMConfig
-
-    torch.manual_seed(0)
-    model = SCMLLM(SCMLLMConfig())
-    accept_successes(model)
+    # The shipped model, with the default safety envelope: the system as `make demo` runs it.
+    model = SCMLLM.from_pretrained(DEFAULT_MODEL)
     rclpy.init(domain_id=random.SystemRandom().randrange(1, 200))
-    # An untrained model rarely answers inside the real workspace; the envelope is opened here so that its
-    # answers reach the arm (the envelope itself is tested in test_ros_nodes.py and test_episode_core.py).
-    wide = {
-        "workspace_min": [-1e3, -1e3, -1e3],
-        "workspace_max": [1e3, 1e3, 1e3],
-        "max_approach_angle_deg": 180.0,
-    }
     overrides = {
-        "sc_mllm_executor": {"scene_seed": 1, **wide},
-        "sc_mllm_policy": wide,
-        "sc_mllm_correction": wide,
+        "sc_mllm_executor": {"scene_seed": 1},
         "sc_mllm_learner": {"steps_per_update": 1},
     }
     system = compose(model, tmp_path / "data", overrides=overrides, model_version="test")
