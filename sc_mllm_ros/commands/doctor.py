@@ -58,24 +58,11 @@ def _ml_stack() -> str:
     return ", ".join(_version(m) for m in ("transformers", "peft", "open_clip", "tokenizers", "safetensors"))
 
 
-# Rendering runs in a child process: a broken GL driver can abort the interpreter.
-_RENDER_PROBE = """
-import mujoco
-xml = '<mujoco><worldbody><light pos="0 0 1"/><geom size=".1"/></worldbody></mujoco>'
-m = mujoco.MjModel.from_xml_string(xml)
-d = mujoco.MjData(m)
-mujoco.mj_forward(m, d)
-with mujoco.Renderer(m, 32, 32) as r:
-    r.update_scene(d)
-    assert r.render().shape == (32, 32, 3)
-print(mujoco.__version__)
-"""
-
-
 def _mujoco() -> str:
     backend = os.environ.get("MUJOCO_GL", "egl")
     out = subprocess.run(
-        [sys.executable, "-c", _RENDER_PROBE],
+        # A child process: a broken GL driver can abort the interpreter.
+        [sys.executable, "-m", "sc_mllm_ros.sim.probe"],
         env={**os.environ, "MUJOCO_GL": backend},
         capture_output=True,
         text=True,
