@@ -2,10 +2,8 @@
 
 Decoders measured in the same run on the same images: plain greedy ``generate`` (unconstrained, Hugging Face),
 constrained token-by-token greedy, and the template-prefilling constrained decoder.  Ratios are printed
-against
-plain ``generate``.  Uses a random-init small model unless ``--checkpoint`` is given (latency does not
-depend on
-the weights, parse rate of plain ``generate`` does).
+against plain ``generate``.  Uses the shipped model unless ``--checkpoint`` says otherwise (latency does
+not depend on the weights, the parse rate of plain ``generate`` does).
 """
 
 from __future__ import annotations
@@ -15,10 +13,14 @@ import time
 
 import numpy as np
 
+from sc_mllm_ros.assets import DEFAULT_MODEL
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--checkpoint", default=None, help="a model folder from `sc-mllm train` (default: random)"
+        "--checkpoint",
+        default=str(DEFAULT_MODEL),
+        help="a model folder from `sc-mllm train` (default: the shipped model; '' for random init)",
     )
     parser.add_argument("--repeats", type=int, default=20, help="answers per decoder")
     parser.add_argument("--train-steps", type=int, default=5, help="timed train steps per precision")
