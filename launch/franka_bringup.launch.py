@@ -164,7 +164,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "model_path",
                 default_value="",
-                description="SC-MLLM checkpoint directory (empty: a random small model)",
+                description="SC-MLLM checkpoint directory (empty: the shipped small model)",
             ),
             DeclareLaunchArgument(
                 "data_dir",
