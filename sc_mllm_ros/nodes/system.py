@@ -25,7 +25,18 @@ from sc_mllm_ros.nodes.executor import ExecutorNode
 from sc_mllm_ros.nodes.learner import LearnerNode
 from sc_mllm_ros.nodes.policy import PolicyNode
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "sc_mllm.yaml"
+
+def _default_config() -> Path:
+    """config/sc_mllm.yaml of the source tree, else the installed package's share directory."""
+    source = Path(__file__).resolve().parents[2] / "config" / "sc_mllm.yaml"
+    if source.is_file():
+        return source
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("sc_mllm_ros")) / "config" / "sc_mllm.yaml"
+
+
+DEFAULT_CONFIG = _default_config()
 
 
 def yaml_parameters(
