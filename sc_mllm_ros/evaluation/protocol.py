@@ -226,7 +226,7 @@ class Evaluator:
             if k == self.cfg.learning_rounds:
                 break
             t0 = time.perf_counter()
-            loss = learner.update(samples) if samples else float("nan")
+            loss = learner.update(samples) if samples else None  # nothing to learn: every attempt succeeded
             self.server.adapter_version = learner.version
             log.append(
                 {

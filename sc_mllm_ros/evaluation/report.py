@@ -170,10 +170,30 @@ def markdown(report: dict) -> str:
         gain = s["continual_learning"]["unseen"][-1] - before_unseen
         drop = ret["seen_before_learning"] - ret["seen_after_learning_unseen"]
         ok = gain > 0 and drop <= 0.02
+        one = 1 / report["episodes"]["seen"]
+        why = (
+            "" if ok else f" ({'no unseen gain' if gain <= 0 else f'seen fell {drop / one:.0f} episode(s)'})"
+        )
         lines.append(
             f"| continual learning raises unseen, seen drops <= 2 points | - | unseen {_pct(gain)} "
-            f"points, seen {_pct(-drop)} points | {'met' if ok else 'missed'} |"
+            f"points, seen {_pct(-drop)} points | {'met' if ok else 'missed' + why} |"
         )
+    notes = []
+    fd = report["failure_detection"]
+    if fd["graded"] and fd["accuracy"] < fd["majority_class_accuracy"]:
+        notes.append(
+            f"Failure detection is below the majority-class baseline here: {fd['graded']} graded attempts, "
+            "mostly successes, so this accuracy says little about recognising failure causes; the balanced "
+            "held-out failure set of the training data (training.json) measures that."
+        )
+    one = 1 / max(report["episodes"].values())
+    if one > 0.02:
+        notes.append(
+            f"With {max(report['episodes'].values())} episodes per split one episode is "
+            f"{_pct(one)} points: differences of a point or two are within noise."
+        )
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     lat = report["latency_s"]
     if lat["p50"] is not None:
         lines += [
@@ -194,6 +214,7 @@ def plots(report: dict, out: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     written = []
     s = report["success"]
@@ -213,6 +234,7 @@ def plots(report: dict, out: Path) -> list[Path]:
             if random_line:
                 ax.axhline(100 * report["random_policy"][k], color=colours.get(k), ls=":", lw=1)
         ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(0, 100), title=title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
         written.append(_save(fig, out / name))
 
