@@ -2,7 +2,6 @@
 SHELL := /bin/bash
 ENV := tools/env.sh
 PYTEST_ARGS ?=
-DEMO_ARGS ?=
 
 .PHONY: help setup demo test test-slow test-all lint bench model eval lock clean
 
@@ -16,6 +15,9 @@ help:
 setup:
 	@tools/setup.sh
 
+# Two held-out scenes of unseen categories; scene 15 is one where the first attempt fails, so the demo shows
+# the whole loop: detect, correct through /request_correction, learn, serve the new adapter.
+DEMO_ARGS ?= --split test_unseen --scene-seed 15 --episodes 2
 demo: setup
 	$(ENV) sc-mllm bringup --demo --out runs/demo $(DEMO_ARGS)
 
