@@ -151,6 +151,22 @@ class StoredSample:
     sample_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: float = field(default_factory=time.time)
 
+    @classmethod
+    def from_attempt(cls, record: EpisodeRecord, attempt: Attempt) -> StoredSample:
+        """The sample of a corrected ``attempt`` of ``record``: its answer, its hints, the initial image."""
+        return cls(
+            record.episode_id,
+            record.object_name,
+            record.frame.rgb,
+            attempt.contact,
+            attempt.up,
+            attempt.forward,
+            attempt.hint_contact,
+            attempt.hint_up,
+            attempt.hint_forward,
+            attempt.feedback,
+        )
+
     def _fields(self) -> dict:
         d = asdict(self)
         for key in ("rgb", "sample_id", "created", "episode_id"):

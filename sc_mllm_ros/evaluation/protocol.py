@@ -207,20 +207,7 @@ class Evaluator:
                     )
                 wins += successes[0]
                 for a in corrected:
-                    samples += training_samples(
-                        StoredSample(
-                            record.episode_id,
-                            record.object_name,
-                            record.frame.rgb,
-                            a.contact,
-                            a.up,
-                            a.forward,
-                            a.hint_contact,
-                            a.hint_up,
-                            a.hint_forward,
-                            a.feedback,
-                        )
-                    )
+                    samples += training_samples(StoredSample.from_attempt(record, a))
             if k > 0:
                 scores.append(wins / len(scenes))
             if k == self.cfg.learning_rounds:

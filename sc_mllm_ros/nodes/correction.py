@@ -198,19 +198,7 @@ class CorrectionNode(Node):
             self._store_sample(rec, res)
 
     def _store_sample(self, rec: EpisodeRecord, res: RequestCorrection.Response) -> None:
-        att = rec.attempts[-1]
-        sample = StoredSample(
-            rec.episode_id,
-            rec.object_name,
-            rec.frame.rgb,
-            att.contact,
-            att.up,
-            att.forward,
-            att.hint_contact,
-            att.hint_up,
-            att.hint_forward,
-            att.feedback,
-        )
+        sample = StoredSample.from_attempt(rec, rec.attempts[-1])
         self.samples.add(sample)
         self.sample_pub.publish(
             CorrectionSample(
