@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from sc_mllm_ros.episode.agent import Hints, ModelServer, resolve_hints
 from sc_mllm_ros.episode.learning import training_samples
-from sc_mllm_ros.episode.record import EpisodeRecord, Frame
+from sc_mllm_ros.episode.record import Attempt, EpisodeRecord, Frame
 from sc_mllm_ros.episode.store import StoredSample
 from sc_mllm_ros.geometry import angle_between_deg, deproject, Pose, rotation_from_up_forward
 from sc_mllm_ros.sim import PositionExpert, PullWorld, RotationExpert, sample_scene
@@ -78,7 +78,6 @@ def true_cause(result) -> str | None:
 
 def random_pose(obs, rng: np.random.Generator) -> Pose:
     """A random policy: a random visible pixel lifted with depth, a random approach into the scene."""
-    h, w = obs.depth.shape
     valid = np.argwhere(np.isfinite(obs.depth) & (obs.depth > 0))
     row, col = valid[rng.integers(len(valid))]
     up = rng.normal(size=3)
@@ -123,13 +122,13 @@ class Evaluator:
         self,
         world: PullWorld,
         record: EpisodeRecord,
+        attempt: Attempt,
         rounds: int,
         rng: np.random.Generator,
         out: EpisodeResult | None = None,
     ) -> tuple[list[bool], list]:
-        """First attempt plus up to ``rounds`` corrections; cumulative success and the successful attempts."""
+        """Run ``attempt`` and up to ``rounds`` corrections; cumulative success, successful corrections."""
         successes, corrected = [], []
-        attempt = self.server.predict(record.frame, record.object_name)
         for r in range(rounds + 1):
             if r > 0:
                 attempt = self.server.correct(record, self._hints(world, record, rng))
@@ -171,7 +170,7 @@ class Evaluator:
                 gt_forward=np.asarray(gt.forward).tolist(),
             )
             out.success_by_round, _ = self.attempt_and_correct(
-                world, record, self.cfg.correction_rounds, rng, out
+                world, record, first, self.cfg.correction_rounds, rng, out
             )
             out.random_success = bool(world.execute(random_pose(obs, rng)).success)
         return out
@@ -202,8 +201,9 @@ class Evaluator:
                 with PullWorld(scene, image_size=self.cfg.image_size) as world:
                     obs = world.reset()
                     record = EpisodeRecord(f"cl-{split}-{k}-{i}", "", world.object_name, self._frame(obs))
+                    first = self.server.predict(record.frame, record.object_name)
                     successes, corrected = self.attempt_and_correct(
-                        world, record, self.cfg.corrections_per_learning_episode, rng
+                        world, record, first, self.cfg.corrections_per_learning_episode, rng
                     )
                 wins += successes[0]
                 for a in corrected:

@@ -144,26 +144,16 @@ def build_model(scene: SceneSpec, image_size: int) -> mujoco.MjModel:
     part = obj.add_body(name="part", pos=scene.part_pos)
     _add_geoms(part, scene.part_geoms)
     lo, hi = scene.joint_range
-    if scene.joint_type == "hinge":
-        part.add_joint(
-            name="part_joint",
-            type=mujoco.mjtJoint.mjJNT_HINGE,
-            axis=scene.joint_axis,
-            range=[lo, hi],
-            limited=mujoco.mjtLimited.mjLIMITED_TRUE,
-            damping=0.3,
-            armature=0.01,
-        )
-    else:
-        part.add_joint(
-            name="part_joint",
-            type=mujoco.mjtJoint.mjJNT_SLIDE,
-            axis=scene.joint_axis,
-            range=[lo, hi],
-            limited=mujoco.mjtLimited.mjLIMITED_TRUE,
-            damping=2.0,
-            armature=0.01,
-        )
+    hinge = scene.joint_type == "hinge"
+    part.add_joint(
+        name="part_joint",
+        type=mujoco.mjtJoint.mjJNT_HINGE if hinge else mujoco.mjtJoint.mjJNT_SLIDE,
+        axis=scene.joint_axis,
+        range=[lo, hi],
+        limited=mujoco.mjtLimited.mjLIMITED_TRUE,
+        damping=0.3 if hinge else 2.0,
+        armature=0.01,
+    )
     world.add_body(name="suction_anchor", mocap=True)
     spec.add_equality(
         type=mujoco.mjtEq.mjEQ_CONNECT,
