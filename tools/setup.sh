@@ -61,7 +61,15 @@ for name in sys.argv[1:]:
 PYEOF
 fi
 
-# 4. colcon build of both packages (sc_mllm_msgs at sc_mllm_msgs/, sc_mllm_ros at the repository root).
+# 4. The ROS 2 parts with no wheel (launch, launch_testing, the ros2 CLI, tf2) from pinned upstream sources, when
+# a source directory is given (CI sets it where ../shared/vendor/ros2-jazzy exists). Without them the tests that
+# need these parts skip, saying why; a full ROS 2 install gets them from the distribution instead.
+if [ -n "${SC_MLLM_ROS2_VENDOR:-}" ]; then
+  [ -x "$SC_MLLM_ROS2_VENDOR/install.sh" ] || { echo "SC_MLLM_ROS2_VENDOR=$SC_MLLM_ROS2_VENDOR has no install.sh" >&2; exit 1; }
+  "$SC_MLLM_ROS2_VENDOR/install.sh" "$VENV"
+fi
+
+# 5. colcon build of both packages (sc_mllm_msgs at sc_mllm_msgs/, sc_mllm_ros at the repository root).
 build_stamp=$(find sc_mllm_msgs setup.py setup.cfg package.xml launch config resource -type f -print0 2>/dev/null \
   | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
 if [ "$(cat install/.sc_mllm_build 2>/dev/null)" != "$build_stamp" ]; then
