@@ -1,5 +1,3 @@
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -60,7 +58,7 @@ def test_soft_targets_train_too():
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    c = cfg(stage1_steps=3, steps=6, save_every=4, bf16=False)
+    c = cfg(stage1_steps=3, steps=6, save_every=4, precision="fp32")
     tok = SCMLLM(c).tokenizer
     enc = [encode_sample(s, tok, c) for s in samples(6, seed=5)]
     seed_everything(0)
@@ -98,29 +96,47 @@ def test_ema_matches_hand_computation():
         AdapterEMA(s0, decay=1.0)
 
 
-def test_online_learner_trains_adapters_only_and_serves_the_ema():
+def test_online_learner_trains_adapters_only_and_leaves_the_ema_in_the_model():
     c = cfg()
     model = SCMLLM(c)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     adapter_before = model.adapter_state_dict()
-    learner = OnlineLearner(model, lr=1e-2, ema_decay=0.5, steps_per_update=2)
-    batch = samples(3, seed=6)
-    rgb = batch[0].rgb
-    results = []
-    worker = threading.Thread(
-        target=lambda: results.extend(model.predict_pose(rgb, "drawer") for _ in range(3))
-    )
-    worker.start()
-    loss = learner.update(batch)
-    worker.join()
-    assert np.isfinite(loss) and learner.version == 1 and len(results) == 3
+    learner = OnlineLearner(model, lr=1e-2, ema_decay=0.5, steps_per_update=2, precision="fp32")
+    params_before = {id(p) for p in model.parameters()}
+    loss = learner.update(samples(3, seed=6))
+    assert np.isfinite(loss) and learner.version == 1
     after = model.state_dict()
     changed = {k for k in after if not torch.equal(after[k], before[k])}
     assert changed and all(model.is_adapter_param(k) for k in changed)
-    trained = learner.trainee.adapter_state_dict()
     served = model.adapter_state_dict()
-    for k in served:  # served = 0.5 * initial + 0.5 * trained copy
-        assert torch.allclose(served[k], 0.5 * adapter_before[k] + 0.5 * trained[k], atol=1e-6)
+    for k in served:  # served = 0.5 * initial + 0.5 * trained weights
+        assert torch.allclose(served[k], 0.5 * adapter_before[k] + 0.5 * learner.trainee[k], atol=1e-6)
+    assert any(not torch.equal(served[k], learner.trainee[k]) for k in served)
+    # The second update continues from the trainee's weights, not from the served EMA.
+    trained = {k: v.clone() for k, v in learner.trainee.items()}
+    learner.update(samples(3, seed=7))
+    served2 = model.adapter_state_dict()
+    for k in served2:
+        assert torch.allclose(served2[k], 0.5 * served[k] + 0.5 * learner.trainee[k], atol=1e-6)
+    assert any(not torch.equal(trained[k], learner.trainee[k]) for k in trained)
+    # No second model: the learner trains the parameters of the model it was given.
+    assert {id(p) for p in learner.params} <= params_before
+
+
+def test_precision_follows_the_hardware_unless_forced(monkeypatch):
+    from sc_mllm_ros.model import precision
+
+    assert precision.resolve("fp32") == "fp32" and precision.resolve("bf16") == "bf16"
+    for native in (False, True):
+        monkeypatch.setattr(precision, "cpu_features", lambda n=native: {"avx512_bf16": n, "amx_tile": False})
+        assert precision.resolve("auto", "cpu") == ("bf16" if native else "fp32")
+        assert ("-> training precision auto = " + ("bf16" if native else "fp32")) in precision.describe("cpu")
+    with pytest.raises(ValueError):
+        precision.resolve("fp16")
+    assert SCMLLMConfig().train.precision == "auto"
+    legacy = SCMLLMConfig().to_dict()
+    legacy["train"] = {k: v for k, v in legacy["train"].items() if k != "precision"} | {"bf16": True}
+    assert SCMLLMConfig.from_dict(legacy).train.precision == "auto"
 
 
 def test_adapter_save_load_restores_outputs_and_torn_save_keeps_last_good(tmp_path, monkeypatch):

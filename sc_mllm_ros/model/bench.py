@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
         for s in samples(max(args.batch_size, 6), seed=0, hw=(240, 320))
     ]
     step_time = {}
-    for bf16 in (False, True):
+    for prec in ("fp32", "bf16"):
         trainee = model.clone()
-        trainee.config.train.bf16 = bf16
+        trainee.config.train.precision = prec
         trainee.config.train.batch_size = args.batch_size
         trainee.config.train.stage1_steps = 0
         tr = Trainer(trainee, data)
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         tr._make_opt()
         tr.step()  # warm-up
         t, _ = _timed(tr.step, args.train_steps)
-        step_time["bf16" if bf16 else "fp32"] = float(np.median(t))
+        step_time[prec] = float(np.median(t))
     print(
         f"train step (batch {args.batch_size}, stage 2, all parameters): fp32 {step_time['fp32']:.3f} s, "
         f"bf16 {step_time['bf16']:.3f} s (bf16/fp32 = {step_time['bf16'] / step_time['fp32']:.2f})"
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         rgb = rgbs[next(it) % len(rgbs)]
         values = prompt_values("pose", "drawer", rgb.shape[:2], cfg.answer_size)
         ids, _ = model.tokenizer.encode_segments(prompt_segments("pose", cfg.answer_size), values)
-        with model._lock, torch.inference_mode():
+        with torch.inference_mode():
             prefix = model.prefix_embeds(preprocess(rgb, cfg.vision)[None], ids)
             out = model.base_llm.generate(
                 inputs_embeds=prefix,

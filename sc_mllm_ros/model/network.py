@@ -6,7 +6,6 @@ import copy
 import json
 import math
 from pathlib import Path
-import threading
 
 import numpy as np
 import peft
@@ -40,7 +39,8 @@ class SCMLLM(nn.Module):
     """The self-correcting multimodal LLM.
 
     ``SCMLLM(config)`` builds it (random small model, or the local CLIP and LLaMA files the config
-    names); predictions are serialised by a lock so adapter swaps are safe.
+    names).  It holds no lock: one caller at a time (the model host's ``ModelServer`` serialises serving
+    and adapter swaps).
     """
 
     def __init__(self, config: SCMLLMConfig | None = None, tokenizer: SCTokenizer | None = None) -> None:
@@ -80,7 +80,6 @@ class SCMLLM(nn.Module):
         self.llm = self._wrap_adapters(llm)
         self.register_buffer("mean", torch.tensor(cfg.vision.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.vision.std).view(1, 3, 1, 1), persistent=False)
-        self._lock = threading.RLock()
         self.set_trainable("adapter")
         self.eval()
 
@@ -112,6 +111,10 @@ class SCMLLM(nn.Module):
         else:
             raise ValueError(f"unknown adapter kind {a.kind!r}; expected 'lora' or 'adaption_prompt'")
         return peft.get_peft_model(llm, pc)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
 
     @property
     def base_llm(self) -> LlamaForCausalLM:
@@ -186,18 +189,21 @@ class SCMLLM(nn.Module):
         prompt = self.embed_ids(torch.tensor([prompt_ids], dtype=torch.long))
         return torch.cat([bos, vis.to(bos.dtype), prompt], dim=1)
 
-    def text_logits(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def text_logits(
+        self, images: torch.Tensor, ids: torch.Tensor, visual: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Training forward: logits (B, T, V) predicting ``ids`` (right-padded prompt+answer) after the image.
 
         Right padding needs no attention mask: causal attention never lets a real token see a later pad.
+        ``visual`` may pass ``visual_embeds(images)`` computed once when the tower is frozen.
         """
-        b = ids.shape[0]
-        vis = self.visual_embeds(images)
+        b, t = ids.shape
+        vis = self.visual_embeds(images) if visual is None else visual
         bos = self.embed_ids(torch.full((b, 1), self.tokenizer.bos_id, dtype=torch.long))
         emb = torch.cat([bos, vis.to(bos.dtype), self.embed_ids(ids)], dim=1)
-        logits = self.base_llm(inputs_embeds=emb, use_cache=False).logits
-        n = vis.shape[1]
-        return logits[:, n : n + ids.shape[1]]
+        # The head only on the positions that predict ``ids`` (not on the visual tokens).
+        logits = self.base_llm(inputs_embeds=emb, use_cache=False, logits_to_keep=t + 1).logits
+        return logits[:, :t]
 
     def _step(self, prefix: torch.Tensor | None, new_ids: list[int], cache: object):
         parts = [] if prefix is None else [prefix]
@@ -227,7 +233,7 @@ class SCMLLM(nn.Module):
             raise ValueError(f"decoding method must be 'prefilled' or 'tokenwise', got {method!r}")
         constraint = AnswerConstraint(answer_segments(family, self.config.answer_size), self.tokenizer)
         decode = decode_prefilled if method == "prefilled" else decode_tokenwise
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             passes = decode(self._step, self.prefix_embeds(image[None], prompt_ids), constraint)
         return constraint, passes
 
@@ -275,8 +281,7 @@ class SCMLLM(nn.Module):
     # -- adapters -----------------------------------------------------------------------------------------
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
         """A detached copy of the adapter parameters (what fine-tuning, online learning and the EMA touch)."""
-        with self._lock:
-            return {n: p.detach().clone() for n, p in self.named_parameters() if self.is_adapter_param(n)}
+        return {n: p.detach().clone() for n, p in self.named_parameters() if self.is_adapter_param(n)}
 
     def load_adapter_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
         own = dict(self.named_parameters())
@@ -284,7 +289,7 @@ class SCMLLM(nn.Module):
         if set(sd) != expected:
             missing, extra = sorted(expected - set(sd)), sorted(set(sd) - expected)
             raise ValueError(f"adapter state mismatch: missing {missing[:5]}, unexpected {extra[:5]}")
-        with self._lock, torch.no_grad():
+        with torch.no_grad():
             for n, t in sd.items():
                 if own[n].shape != t.shape:
                     raise ValueError(f"adapter tensor {n}: shape {tuple(t.shape)} != {tuple(own[n].shape)}")
@@ -307,9 +312,7 @@ class SCMLLM(nn.Module):
     def save_pretrained(self, path: str | Path) -> None:
         """Full model: ``path/model.safetensors`` (config + tokenizer in metadata) + JSON copies; atomic."""
         path = Path(path)
-        with self._lock:
-            state, _ = dedup_shared(self.state_dict())
-            state = {k: v.clone() for k, v in state.items()}
+        state, _ = dedup_shared(self.state_dict())
         config_json = json.dumps(self.config.to_dict(), indent=2)
         save_tensors(
             path / MODEL_FILE,
@@ -344,11 +347,4 @@ class SCMLLM(nn.Module):
 
     def clone(self) -> SCMLLM:
         """An independent copy (e.g. for a learner that trains while this one serves)."""
-        with self._lock:
-            lock = self.__dict__.pop("_lock")
-            try:
-                other = copy.deepcopy(self)
-            finally:
-                self._lock = lock
-        other._lock = threading.RLock()
-        return other
+        return copy.deepcopy(self)
