@@ -63,8 +63,7 @@ def _config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sc_mllm_ros.model import SCMLLM
-    from sc_mllm_ros.model import precision
+    from sc_mllm_ros.model import precision, SCMLLM
     from sc_mllm_ros.model.data import load_encoded, read_manifest
     from sc_mllm_ros.model.training import evaluate, seed_everything, Trainer
 
