@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,6 @@ from sc_mllm_ros.model import (
     TrainConfig,
     VisionConfig,
 )
-from sc_mllm_ros.model.checkpoint import save_tensors
 from sc_mllm_ros.model.data import encode_sample, load_encoded
 from sc_mllm_ros.model.synthetic import samples, write_dataset
 from sc_mllm_ros.model.training import evaluate, seed_everything, train_model, Trainer
@@ -139,16 +140,21 @@ def test_precision_follows_the_hardware_unless_forced(monkeypatch):
     assert SCMLLMConfig.from_dict(legacy).train.precision == "auto"
 
 
-def test_adapter_save_load_restores_outputs_and_torn_save_keeps_last_good(tmp_path, monkeypatch):
-    model = SCMLLM(cfg())
+def _perturb_adapter(model: SCMLLM) -> None:
     with torch.no_grad():
         for n, p in model.named_parameters():
             if model.is_adapter_param(n):
                 p.add_(torch.randn_like(p) * 0.3)
+
+
+def test_adapter_save_load_restores_outputs_and_torn_save_keeps_last_good(tmp_path, monkeypatch):
+    model = SCMLLM(cfg())
+    _perturb_adapter(model)
     rgb = samples(1, seed=7)[0].rgb
     ref = model.predict_pose(rgb, "drawer").text
-    path = tmp_path / "adapter.safetensors"
+    path = tmp_path / "adapter"
     model.save_adapter(path)
+    assert {p.name for p in path.iterdir()} == {"adapter_config.json", "adapter_model.safetensors"}
     fresh = SCMLLM(cfg())
     fresh.load_full_state(
         {k: v for k, v in model.state_dict().items() if not model.is_adapter_param(k)}
@@ -156,26 +162,47 @@ def test_adapter_save_load_restores_outputs_and_torn_save_keeps_last_good(tmp_pa
     )
     fresh.load_adapter(path)
     assert fresh.predict_pose(rgb, "drawer").text == ref
-    # A save that dies half-way through writing leaves the previous file intact and loadable.
-    import sc_mllm_ros.model.checkpoint as ck
+    # A save that dies half-way through writing leaves the previous folder intact and loadable.
+    import sc_mllm_ros.model.network as net
 
     def torn(state, tmp, metadata=None):
         with open(tmp, "wb") as f:
             f.write(b"half a header")
         raise OSError("disk full")
 
-    monkeypatch.setattr(ck, "save_file", torn)
+    monkeypatch.setattr(net, "save_file", torn)
     with pytest.raises(OSError):
         fresh.save_adapter(path)
     monkeypatch.undo()
-    assert [p.name for p in tmp_path.iterdir()] == ["adapter.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
     other = SCMLLM(cfg())
     other.load_full_state(fresh.state_dict())
     other.load_adapter(path)
     assert other.predict_pose(rgb, "drawer").text == ref
-    with pytest.raises(ValueError, match="not an SC-MLLM adapter"):
-        save_tensors(tmp_path / "x.safetensors", {"a": torch.zeros(1)}, {"format": "other"})
-        other.load_adapter(tmp_path / "x.safetensors")
+    with pytest.raises(ValueError, match="not a peft adapter directory"):
+        other.load_adapter(tmp_path)
+    c = cfg()
+    c.adapter.lora_r = 4
+    with pytest.raises(ValueError, match="shape"):
+        SCMLLM(c).load_adapter(path)
+
+
+def test_adapter_folder_is_what_peft_loads_onto_the_plain_llm(tmp_path):
+    import copy
+
+    from peft import PeftModel
+
+    model = SCMLLM(cfg())
+    plain = copy.deepcopy(model.llm).unload()  # the LLM without any adapter layers, base weights unchanged
+    _perturb_adapter(model)
+    model.save_adapter(tmp_path / "adapter")
+    loaded = PeftModel.from_pretrained(plain, tmp_path / "adapter").eval()
+    emb = torch.randn(2, 7, model.dim)
+    with torch.no_grad():
+        want = model.base_llm(inputs_embeds=emb).logits
+        got = loaded(inputs_embeds=emb).logits
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(plain.model.norm.weight, torch.ones_like(plain.model.norm.weight))
 
 
 def test_full_checkpoint_round_trip(tmp_path):
@@ -225,7 +252,10 @@ def test_dataset_reader_and_train_command(tmp_path):
     )
     assert train_cmd.run(args) == 0
     model = SCMLLM.from_pretrained(tmp_path / "out" / "model")
-    assert (tmp_path / "out" / "adapter.safetensors").is_file()
+    assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+    provenance = json.loads((tmp_path / "out" / "model" / "training.json").read_text())
+    assert provenance["precision"] in ("bf16", "fp32")
+    assert "precision auto" in provenance["precision_hardware"]
     assert model.predict_pose(np.zeros((60, 80, 3), np.uint8), "drawer").text.startswith(
         "The contact point is ["
     )

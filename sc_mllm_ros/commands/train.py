@@ -1,6 +1,6 @@
 """``sc-mllm train``: stage 1 (visual tower) + stage 2 (co-fine-tuning) of the small SC-MLLM on a dataset.
 
-Writes ``OUT/model/`` (full checkpoint and ``training.json`` provenance), ``OUT/adapter.safetensors``,
+Writes ``OUT/model/`` (full checkpoint and ``training.json`` provenance), ``OUT/adapter/`` (peft folder),
 ``OUT/train_state.pt`` (for ``--resume``)
 and ``OUT/eval.json`` (held-out accuracy next to the predict-the-mean baseline).
 """
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     trainer.run(progress)
     train_s = time.perf_counter() - t0
     model = trainer.model
-    model.save_adapter(out / "adapter.safetensors")
+    model.save_adapter(out / "adapter")
     results = {}
     for split in ("test_seen", "test_unseen"):
         if manifest.get("shards", {}).get(split):

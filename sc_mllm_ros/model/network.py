@@ -9,11 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import peft
+from peft.utils import (
+    CONFIG_NAME,
+    get_peft_model_state_dict,
+    SAFETENSORS_WEIGHTS_NAME,
+    set_peft_model_state_dict,
+)
+from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from sc_mllm_ros.model.checkpoint import atomic_write_text, dedup_shared, load_tensors, save_tensors
+from sc_mllm_ros.model.checkpoint import atomic_write_dir, dedup_shared
 from sc_mllm_ros.model.codec import FailureAnswer, PoseAnswer
 from sc_mllm_ros.model.config import SCMLLMConfig
 from sc_mllm_ros.model.data import prompt_values
@@ -22,9 +29,21 @@ from sc_mllm_ros.model.prompts import answer_segments, FAILURE_ANSWERS, prompt_s
 from sc_mllm_ros.model.tokenizer import SCTokenizer
 from sc_mllm_ros.model.vision import preprocess, Projector, RegressionHead, VisionTower
 
+MODEL_TYPE = "sc_mllm"
 MODEL_FILE = "model.safetensors"
-FORMAT = "sc_mllm/1"
-ADAPTER_FORMAT = "sc_mllm_adapter/1"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+# config.json keys beside the SCMLLMConfig fields (Hugging Face style: model type and special token ids)
+_NON_CONFIG_KEYS = ("model_type", "bos_token_id", "eos_token_id", "pad_token_id", "number_tokens")
+
+
+def resolve_pretrained(path: str | Path | None) -> Path | None:
+    """``path``, or the shipped small model when ``path`` is empty; None when neither exists."""
+    from sc_mllm_ros.assets import DEFAULT_MODEL
+
+    if path:
+        return Path(path)
+    return DEFAULT_MODEL if DEFAULT_MODEL.is_dir() else None
 
 
 def _build_tokenizer(cfg: SCMLLMConfig) -> SCTokenizer:
@@ -100,7 +119,11 @@ class SCMLLM(nn.Module):
         a = self.config.adapter
         if a.kind == "lora":
             pc = peft.LoraConfig(
-                r=a.lora_r, lora_alpha=a.lora_alpha, target_modules=list(a.lora_targets), lora_dropout=0.0
+                r=a.lora_r,
+                lora_alpha=a.lora_alpha,
+                target_modules=list(a.lora_targets),
+                lora_dropout=0.0,
+                bias="all" if a.train_biases else "none",  # peft then saves and loads the biases too
             )
         elif a.kind == "adaption_prompt":
             pc = peft.AdaptionPromptConfig(
@@ -176,11 +199,11 @@ class SCMLLM(nn.Module):
         return self.projector(self.visual_tokens(images))
 
     def visual_tokens(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.float() / 255.0 - self.mean) / self.std
+        x = (images.to(self.device, self.mean.dtype) / 255.0 - self.mean) / self.std
         return self.tower(x)
 
     def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.llm.get_input_embeddings()(ids)
+        return self.llm.get_input_embeddings()(ids.to(self.device))
 
     def prefix_embeds(self, images: torch.Tensor, prompt_ids: list[int]) -> torch.Tensor:
         """[BOS][visual tokens][prompt] for one image (1, 3, S, S)."""
@@ -295,44 +318,86 @@ class SCMLLM(nn.Module):
                     raise ValueError(f"adapter tensor {n}: shape {tuple(t.shape)} != {tuple(own[n].shape)}")
                 own[n].copy_(t)
 
+    def _adapter_file_state(self) -> dict[str, torch.Tensor]:
+        """The adapter under peft's saved names: peft's own (LoRA, adaption prompt, biases) + the norms."""
+        state = get_peft_model_state_dict(self.llm)
+        for name, p in self.named_parameters():
+            if self.is_adapter_param(name) and "lora_" not in name and "adaption_" not in name:
+                state[name.removeprefix("llm.")] = p
+        return {k: v.detach().contiguous() for k, v in state.items()}
+
     def save_adapter(self, path: str | Path) -> None:
-        save_tensors(
-            path,
-            self.adapter_state_dict(),
-            {"format": ADAPTER_FORMAT, "adapter": self.config.to_dict()["adapter"]},
-        )
+        """The adapter as a peft directory (``adapter_config.json`` + ``adapter_model.safetensors``); atomic.
+
+        ``PeftModel.from_pretrained(llama, path)`` loads it onto the plain LLM (norm weights included: peft
+        loads every key it is given).
+        """
+        state = {k: v.clone() for k, v in self._adapter_file_state().items()}
+
+        def write(tmp: Path) -> None:
+            self.llm.peft_config["default"].save_pretrained(str(tmp))
+            save_file(state, str(tmp / SAFETENSORS_WEIGHTS_NAME), metadata={"format": "pt"})
+
+        atomic_write_dir(path, write)
 
     def load_adapter(self, path: str | Path) -> None:
-        sd, meta = load_tensors(path)
-        if meta.get("format") != ADAPTER_FORMAT:
-            raise ValueError(f"{path} is not an SC-MLLM adapter file (format {meta.get('format')!r})")
-        self.load_adapter_state_dict(sd)
+        """Load a directory written by :meth:`save_adapter` (or any peft directory of the same adapter)."""
+        path = Path(path)
+        if not (path / CONFIG_NAME).is_file() or not (path / SAFETENSORS_WEIGHTS_NAME).is_file():
+            raise ValueError(f"{path} is not a peft adapter directory (no adapter config + weights)")
+        state = load_file(str(path / SAFETENSORS_WEIGHTS_NAME))
+        own = self._adapter_file_state()
+        if set(state) != set(own):
+            missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+            raise ValueError(f"adapter mismatch: missing {missing[:5]}, unexpected {extra[:5]}")
+        for k, t in state.items():
+            if own[k].shape != t.shape:
+                raise ValueError(f"adapter tensor {k}: shape {tuple(t.shape)} != {tuple(own[k].shape)}")
+        with torch.no_grad():
+            set_peft_model_state_dict(self.llm, state)
 
     # -- checkpoints --------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> None:
-        """Full model: ``path/model.safetensors`` (config + tokenizer in metadata) + JSON copies; atomic."""
-        path = Path(path)
+        """``config.json`` (the source of truth), ``tokenizer.json`` and ``model.safetensors``; atomic."""
         state, _ = dedup_shared(self.state_dict())
-        config_json = json.dumps(self.config.to_dict(), indent=2)
-        save_tensors(
-            path / MODEL_FILE,
-            state,
-            {"format": FORMAT, "config": config_json, "tokenizer": self.tokenizer.to_json()},
-        )
-        atomic_write_text(path / "config.json", config_json)
-        atomic_write_text(path / "tokenizer.json", self.tokenizer.tok.to_str(pretty=True))
+        state = {k: v.clone() for k, v in state.items()}
+        tok = self.tokenizer
+        config = {
+            "model_type": MODEL_TYPE,
+            **self.config.to_dict(),
+            "bos_token_id": tok.bos_id,
+            "eos_token_id": tok.eos_id,
+            "pad_token_id": tok.pad_id,
+            "number_tokens": None
+            if tok.number_first_id is None
+            else {"first_id": tok.number_first_id, "lo": tok.number_lo, "hi": tok.number_hi},
+        }
+
+        def write(tmp: Path) -> None:
+            save_file(state, str(tmp / MODEL_FILE), metadata={"format": "pt"})
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+            tok.tok.save(str(tmp / TOKENIZER_FILE), pretty=True)
+
+        atomic_write_dir(path, write)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> SCMLLM:
-        path = Path(path)
-        file = path / MODEL_FILE if path.is_dir() else path
-        state, meta = load_tensors(file)
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{file} is not an SC-MLLM checkpoint (format {meta.get('format')!r})")
-        model = cls(
-            SCMLLMConfig.from_dict(json.loads(meta["config"])), SCTokenizer.from_json(meta["tokenizer"])
-        )
-        model.load_full_state(state)
+    def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu") -> SCMLLM:
+        """The model saved in folder ``path``.
+
+        ``None`` or ``""``: the shipped small model (random init if the package has none).
+        """
+        path = resolve_pretrained(path)
+        if path is None:
+            return cls(SCMLLMConfig()).to(device)
+        file = path / CONFIG_FILE
+        if not file.is_file():
+            raise FileNotFoundError(f"{path} has no {CONFIG_FILE}: not a saved SC-MLLM")
+        d = json.loads(file.read_text())
+        if d.get("model_type") != MODEL_TYPE:
+            raise ValueError(f"{file}: model_type {d.get('model_type')!r}, expected {MODEL_TYPE!r}")
+        config = SCMLLMConfig.from_dict({k: v for k, v in d.items() if k not in _NON_CONFIG_KEYS})
+        model = cls(config, SCTokenizer.from_hf_dir(path))
+        model.load_full_state(load_file(str(path / MODEL_FILE)))
         return model.to(device)
 
     def load_full_state(self, state: dict[str, torch.Tensor]) -> None:

@@ -83,6 +83,7 @@ class OnlineLearner:
             raise ValueError("update needs at least one sample")
         m = self.model
         batch = collate([encode_sample(s, m.tokenizer, m.config) for s in samples], m)
+        batch = {k: v.to(m.device) for k, v in batch.items()}
         m.load_adapter_state_dict(self.trainee)
         try:
             with torch.no_grad():  # the tower and projector are frozen: their output is the same every step

@@ -82,7 +82,7 @@ def answer_loss(
         rows = sigma > 0
         if rows.any():
             first, lo_n = tok.number_first_id, tok.number_lo
-            vals = torch.arange(lo_n, tok.number_hi + 1, dtype=torch.float32)
+            vals = torch.arange(lo_n, tok.number_hi + 1, dtype=torch.float32, device=lp.device)
             tv = (target[rows] - first + lo_n).float()
             w = torch.exp(-((vals[None] - tv[:, None]) ** 2) / (2 * sigma[rows][:, None] ** 2))
             w = w * (
