@@ -99,3 +99,18 @@ def test_direction_slots_allow_exactly_the_brute_force_set():
             allowed = allowed_values(slots[name], values, cache)
             assert allowed == _grid_oracle(name, values)
             values[name] = int(rng.choice(allowed))
+
+
+def test_shipped_model_answers_equal_the_reference_decoder():
+    """The fast decoder gives the shipped model's answers of plain constrained greedy, for all three prompts."""
+    from sc_mllm_ros.model.synthetic import samples
+
+    model = SCMLLM.from_pretrained(None)  # None: the shipped model
+    up, fwd = np.array([0.0, 0.6, 0.8]), np.array([0.0, -0.8, 0.6])
+    for s in samples(3, seed=21, hw=(240, 320)):
+        for call in (
+            lambda meth, r=s.rgb: model.predict_pose(r, "drawer", method=meth),
+            lambda meth, r=s.rgb: model.correct(r, "drawer", (100, 120), up, fwd, method=meth),
+            lambda meth, r=s.rgb: model.detect_failure(r, "drawer", (100, 120), up, fwd, method=meth),
+        ):
+            assert call("prefilled").text == call("tokenwise").text
