@@ -102,7 +102,7 @@ def test_direction_slots_allow_exactly_the_brute_force_set():
 
 
 def test_shipped_model_answers_equal_the_reference_decoder():
-    """The fast decoder gives the shipped model's answers of plain constrained greedy, for all three prompts."""
+    """The fast decoder gives the shipped model's answers of constrained greedy, for all three prompts."""
     from sc_mllm_ros.model.synthetic import samples
 
     model = SCMLLM.from_pretrained(None)  # None: the shipped model
