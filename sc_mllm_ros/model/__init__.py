@@ -10,7 +10,7 @@ from sc_mllm_ros.model.config import (
     VisionConfig,
 )
 from sc_mllm_ros.model.data import TrainingSample
-from sc_mllm_ros.model.network import SCMLLM
+from sc_mllm_ros.model.network import resolve_pretrained, SCMLLM
 from sc_mllm_ros.model.online import AdapterEMA, OnlineLearner
 from sc_mllm_ros.model.prompts import CAUSES
 
@@ -28,4 +28,5 @@ __all__ = [
     "TrainConfig",
     "TrainingSample",
     "VisionConfig",
+    "resolve_pretrained",
 ]
