@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip(
     "launch_ros", reason="launch_ros is not installed: set SC_MLLM_ROS2_VENDOR for tools/setup.sh"
 )
-from ament_index_python.packages import get_package_share_directory  # noqa: E402
+from ament_index_python.packages import get_package_share_directory  # noqa: E402, I100
 from launch.actions import (  # noqa: E402
     AppendEnvironmentVariable,
     DeclareLaunchArgument,
