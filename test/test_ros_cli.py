@@ -10,6 +10,7 @@ tools/setup.sh); without them the module skips, saying so.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import importlib.util
 import os
 from pathlib import Path
 import re
@@ -28,10 +29,19 @@ pytest.importorskip("launch_ros", reason=f"launch_ros {WHY}")
 
 ROOT = Path(__file__).resolve().parents[1]
 ROS2 = shutil.which("ros2")
-NODES = ("sc_mllm_executor", "sc_mllm_policy", "sc_mllm_checker", "sc_mllm_correction", "sc_mllm_learner")
-EXECUTABLES = ("executor_node", "policy_node", "checker_node", "correction_node", "learner_node")
 STARTUP_S = 300.0  # five processes loading torch and the model on two shared cores
 pytestmark = pytest.mark.skipif(ROS2 is None, reason="no `ros2` on PATH (run through tools/env.sh)")
+
+
+def graph_processes() -> dict[str, str]:
+    """``executable -> node name`` of what the launch file's process table starts for sim:=mujoco."""
+    spec = importlib.util.spec_from_file_location("bringup", ROOT / "launch" / "franka_bringup.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict([module.ARM["mujoco"][:2], *module.GRAPH])
+
+
+PROCESSES = graph_processes()
 
 
 def readme_commands() -> dict[str, list[str]]:
@@ -117,7 +127,7 @@ def graph(tmp_path_factory) -> Iterator[Launch]:
         while time.monotonic() < deadline and launch.proc.poll() is None:
             rclpy.spin_once(probe, timeout_sec=0.5)
             services = {name for name, _ in probe.get_service_names_and_types()}
-            if set(NODES) <= set(probe.get_node_names()) and "/request_correction" in services:
+            if set(PROCESSES.values()) <= set(probe.get_node_names()) and "/request_correction" in services:
                 break
         else:
             pytest.fail(f"the graph did not come up in {STARTUP_S:.0f} s:\n{launch.output()[-4000:]}")
@@ -138,7 +148,7 @@ def graph(tmp_path_factory) -> Iterator[Launch]:
 
 def test_readme_launch_starts_the_graph_and_says_what_it_leaves_out(graph: Launch) -> None:
     out = graph.output()
-    for executable in EXECUTABLES:
+    for executable in PROCESSES:
         assert re.search(rf"\[INFO\] \[{executable}-\d+\]: process started", out), executable
     from ament_index_python.packages import get_package_prefix, PackageNotFoundError
 
@@ -217,4 +227,4 @@ def test_ctrl_c_under_load_ends_every_node_cleanly_within_5_s(graph: Launch) -> 
     escalated = re.findall(r"process\[(\w+)-\d+\] failed to terminate .* escalating to 'SIGTERM'", out)
     assert not escalated and not died, f"escalated to SIGTERM: {escalated}; died: {died}"
     assert "RCLError" not in out
-    assert {f"{exe}" for exe in EXECUTABLES} <= clean, out[-3000:]
+    assert set(PROCESSES) <= clean, out[-3000:]
