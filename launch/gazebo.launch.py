@@ -96,21 +96,29 @@ def _gazebo(context: LaunchContext) -> list:
         arguments=["-topic", "/robot_description", "-name", ROBOT_NAME],
         output="screen",
     )
-    spawners = Node(
-        package="controller_manager",
-        executable="spawner",
-        arguments=[
-            "joint_state_broadcaster",
-            ARM_CONTROLLER,
-            "--controller-type",
-            ARM_CONTROLLER_TYPE,
-            "--param-file",
-            str(share("franka_fr3_moveit_config") / "config" / "fr3_ros_controllers.yaml"),
-            "--controller-manager-timeout",
-            "60",
-        ],
-        output="screen",
-    )
+    # Two spawners: --controller-type and --param-file apply to every controller one spawner is given.
+    spawners = [
+        Node(
+            package="controller_manager",
+            executable="spawner",
+            arguments=["joint_state_broadcaster", "--controller-manager-timeout", "60"],
+            output="screen",
+        ),
+        Node(
+            package="controller_manager",
+            executable="spawner",
+            arguments=[
+                ARM_CONTROLLER,
+                "--controller-type",
+                ARM_CONTROLLER_TYPE,
+                "--param-file",
+                str(share("franka_fr3_moveit_config") / "config" / "fr3_ros_controllers.yaml"),
+                "--controller-manager-timeout",
+                "60",
+            ],
+            output="screen",
+        ),
+    ]
     move_group = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(
             str(share("franka_fr3_moveit_config") / "launch" / "move_group.launch.py")
@@ -145,7 +153,7 @@ def _gazebo(context: LaunchContext) -> list:
                     output="log",
                 ),
                 spawn,
-                RegisterEventHandler(OnProcessExit(target_action=spawn, on_exit=[spawners])),
+                RegisterEventHandler(OnProcessExit(target_action=spawn, on_exit=spawners)),
                 Node(
                     package="ros_gz_bridge",
                     executable="parameter_bridge",

@@ -329,6 +329,8 @@ def test_gazebo_branch_evaluates_against_the_real_franka_files(franka_env) -> No
         ("controller_manager", "spawner"),
     ):
         assert needed in executables
+    spawners = [n for n in walk.nodes if n[1:3] == ("controller_manager", "spawner")]
+    assert len(spawners) == 2, "the broadcaster and MoveIt's controller, each with its own type and file"
     arm = walk.node_parameters("executor_node")
     assert arm["backend"] == "moveit" and arm["use_sim_time"] is True
     assert_moveit_parameters(arm)
