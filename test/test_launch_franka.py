@@ -164,11 +164,11 @@ class Walk:
     def node(self, entity: Node, source: Path, ours: bool) -> None:
         package, executable = entity.node_package, entity.node_executable
         parameters: dict = {}
-        if ours:
+        for item in self.context.launch_configurations.get("global_params", []):  # SetParameter, in scope
+            if isinstance(item, tuple):
+                nest(parameters, item[0].split("."), yaml.safe_load(str(item[1])))
+        if ours:  # franka's own nodes need franka_hardware's xacro, which is not vendored
             entity._perform_substitutions(self.context)
-            for item in self.context.launch_configurations.get("global_params", []):  # SetParameter
-                if isinstance(item, tuple):
-                    nest(parameters, item[0].split("."), yaml.safe_load(str(item[1])))
             for argument, is_file in entity._Node__expanded_parameter_arguments or []:
                 if is_file:
                     # launch_ros writes lists as !!python/tuple, which rcl's parser reads as sequences
@@ -334,6 +334,5 @@ def test_gazebo_branch_evaluates_against_the_real_franka_files(franka_env) -> No
     arm = walk.node_parameters("executor_node")
     assert arm["backend"] == "moveit" and arm["use_sim_time"] is True
     assert_moveit_parameters(arm)
-    for _, package, executable, parameters in walk.nodes:
-        if parameters:  # every node of ours runs on the simulation clock
-            assert parameters.get("use_sim_time") is True, f"{package}/{executable}"
+    for _, package, executable, parameters in walk.nodes:  # every node, move_group too: simulated time
+        assert parameters.get("use_sim_time") is True, f"{package}/{executable}"
