@@ -114,12 +114,9 @@ def stop_daemon() -> None:
     subprocess.run([ROS2, "daemon", "stop"], capture_output=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def graph(tmp_path_factory) -> Iterator[Launch]:
-    """The README's exact ``ros2 launch`` line, running until every node and service is up."""
+def wait_until_up(launch: Launch) -> None:
     import rclpy
 
-    launch = Launch(readme_commands()["ros2 launch"], tmp_path_factory.mktemp("launch") / "launch.log")
     rclpy.init()
     probe = rclpy.create_node("test_ros_cli_probe")
     try:
@@ -128,21 +125,29 @@ def graph(tmp_path_factory) -> Iterator[Launch]:
             rclpy.spin_once(probe, timeout_sec=0.5)
             services = {name for name, _ in probe.get_service_names_and_types()}
             if set(PROCESSES.values()) <= set(probe.get_node_names()) and "/request_correction" in services:
-                break
-        else:
-            pytest.fail(f"the graph did not come up in {STARTUP_S:.0f} s:\n{launch.output()[-4000:]}")
+                return
+        pytest.fail(f"the graph did not come up in {STARTUP_S:.0f} s:\n{launch.output()[-4000:]}")
     finally:
         probe.destroy_node()
         rclpy.shutdown()
-    yield launch
-    if launch.proc.poll() is None:
-        launch.proc.send_signal(signal.SIGINT)
-        try:
-            launch.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-    left = launch.kill_leftovers()
-    stop_daemon()
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory) -> Iterator[Launch]:
+    """The README's exact ``ros2 launch`` line, running until every node and service is up."""
+    launch = Launch(readme_commands()["ros2 launch"], tmp_path_factory.mktemp("launch") / "launch.log")
+    try:
+        wait_until_up(launch)
+        yield launch
+    finally:  # also when the graph never came up
+        if launch.proc.poll() is None:
+            launch.proc.send_signal(signal.SIGINT)
+            try:
+                launch.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        left = launch.kill_leftovers()
+        stop_daemon()
     assert not left, f"processes of the launch still ran after it ended: {left}"
 
 
