@@ -656,8 +656,8 @@ def _draw_scene(rng: np.random.Generator, seed: int, split: str, category: str) 
         roll, fovy = rng.uniform(-10, 10), rng.uniform(35, 60)
         horiz = _yaw_matrix(azim) @ front_w
         view = np.cos(elev) * horiz + np.array([0.0, 0.0, np.sin(elev)])
-        dist = radius / np.sin(np.deg2rad(fovy) / 2) * rng.uniform(1.0, 1.3)
-        cam_target = bbox_centre + rng.normal(0.0, 0.08, size=3) * radius
+        dist = radius / np.sin(np.deg2rad(fovy) / 2) * rng.uniform(1.1, 1.6)
+        cam_target = bbox_centre + rng.normal(0.0, 0.3, size=3) * radius
         cam_pos = cam_target + dist * view
         if cam_pos[2] < 0.15:
             continue

@@ -483,8 +483,14 @@ class PullWorld:
             return False, tilt, f"the cup meets the surface {tilt:.0f} deg off its normal and does not seal", normal
         return True, tilt, "", normal
 
-    def execute(self, pose: Pose, on_phase: Callable[[str, float], None] | None = None) -> ExecutionResult:
-        """Run ManipLLM's pull primitive for a TCP ``pose`` (camera optical frame) from the initial state."""
+    def execute(
+        self, pose: Pose, on_phase: Callable[[str, float], None] | None = None, render_end: bool = True
+    ) -> ExecutionResult:
+        """Run ManipLLM's pull primitive for a TCP ``pose`` (camera optical frame) from the initial state.
+
+        ``render_end=False`` skips the end-state frame (``end_obs`` is then the initial one): labelling
+        grids only need the outcome.
+        """
         cfg = self.config
         self._set_initial_state()
         phase = on_phase or (lambda name, progress: None)
@@ -496,7 +502,7 @@ class PullWorld:
         phase("pre_pose", 0.0)
         q_pre, _, ok = self.ik.solve_from_seeds(pre, rot)
         if not ok:
-            return self._unreachable(pose, "inverse kinematics cannot reach the pre-pose")
+            return self._unreachable(pose, "inverse kinematics cannot reach the pre-pose", render_end)
         rot = self.ik.tcp_rotation()  # the roll about the cup's axis is IK's choice
         up = rot[:, 2]
         self.data.qpos[self.arm_qpos] = q_pre
@@ -512,7 +518,7 @@ class PullWorld:
         touch = pre + travel * up
         qs, tcps, ok = self._solve_path(self.ik.tcp_position(), touch, rot, q_pre, q_pre)
         if not ok:
-            return self._unreachable(pose, "inverse kinematics cannot reach the contact point")
+            return self._unreachable(pose, "inverse kinematics cannot reach the contact point", render_end)
         self._follow(qs, tcps, travel / cfg.approach_speed, None, lambda s: phase("approach", s))
         contact_pose = (
             self.data.site_xpos[self.tcp_site].copy(),
@@ -562,13 +568,22 @@ class PullWorld:
             msg += "; the arm stopped early (pull path out of reach)"
         phase("done", 1.0)
         return self._result(
-            success, delta, self._to_camera(*contact_pose), msg, attached=sealed, moved=moved, opened=opened
+            success,
+            delta,
+            self._to_camera(*contact_pose),
+            msg,
+            render_end,
+            attached=sealed,
+            moved=moved,
+            opened=opened,
         )
 
-    def _unreachable(self, pose: Pose, message: str) -> ExecutionResult:
-        return self._result(False, 0.0, pose, message, unreachable=True)
+    def _unreachable(self, pose: Pose, message: str, render_end: bool) -> ExecutionResult:
+        return self._result(False, 0.0, pose, message, render_end, unreachable=True)
 
-    def _result(self, success: bool, delta: float, ee: Pose, message: str, **extra) -> ExecutionResult:
+    def _result(
+        self, success: bool, delta: float, ee: Pose, message: str, render_end: bool, **extra
+    ) -> ExecutionResult:
         """Package an outcome; ``ee`` is where the cup met the surface (the commanded pose if unreachable)."""
         try:
             pixel = project(ee.position, self.intrinsics)
@@ -578,7 +593,7 @@ class PullWorld:
         return ExecutionResult(
             success=bool(success),
             articulation_delta=delta,
-            end_obs=self._observe(),
+            end_obs=self._observe() if render_end else self._initial_obs,
             ee_pose=ee,
             cause=cause,
             message=message,
