@@ -37,6 +37,7 @@ from sc_mllm_ros.sim.robot import (  # noqa: E402
 )
 
 PHASES = ("pre_pose", "approach", "attach", "pull", "done")
+MAX_RANGE = 10.0  # metres: farther surfaces (the sky) return no depth, like a RealSense
 _OPTICAL_FROM_MJCAM = np.diag([1.0, -1.0, -1.0])  # MuJoCo cameras look down -z with +y up
 
 
@@ -217,12 +218,13 @@ def seal_strength(tilt_deg: float, cfg: PullConfig) -> float:
 
 
 def depth_noise(depth: np.ndarray, rng: np.random.Generator, dropout: float) -> np.ndarray:
-    """RealSense-like depth: sigma 1.2 mm + 1.9 mm (z - 0.4)^2, random dropout and dropout at depth edges."""
+    """RealSense-like depth: sigma 1.2 mm + 1.9 mm (z - 0.4)^2, random dropout, dropout at depth edges and
+    beyond ``MAX_RANGE``."""
     z = depth.astype(np.float32)
     noisy = z + rng.normal(size=z.shape).astype(np.float32) * (0.0012 + 0.0019 * (z - 0.4) ** 2)
     gy, gx = np.gradient(z)
     edges = np.hypot(gx, gy) > 0.02 * np.maximum(z, 0.1)  # depth discontinuities lose returns
-    lost = (rng.random(z.shape) < dropout) | (edges & (rng.random(z.shape) < 0.7))
+    lost = (rng.random(z.shape) < dropout) | (edges & (rng.random(z.shape) < 0.7)) | (z > MAX_RANGE)
     noisy[lost] = np.nan
     return noisy
 
