@@ -24,7 +24,7 @@ import numpy as np
 Vec3 = tuple[float, float, float]
 RGBA = tuple[float, float, float, float]
 
-SPLITS = ("train", "test_seen", "test_unseen")
+SPLITS = ("train", "test_seen", "test_unseen", "test_external")
 SEEN_CATEGORIES = ("chest", "cabinet", "double_cabinet", "microwave", "oven", "storage_box")
 UNSEEN_CATEGORIES = ("washing_machine", "toilet", "fridge")
 SEEN_HANDLES = ("none", "knob", "bar", "recessed")
@@ -40,6 +40,7 @@ OBJECT_NAMES = {
     "washing_machine": ("washing machine door",),
     "toilet": ("toilet lid", "toilet seat"),
     "fridge": ("refrigerator door", "freezer drawer"),
+    "robosuite_door": ("door",),
 }
 CUP_RADIUS = 0.013  # the suction cup is about 2.6 cm across
 MIN_PART_FRACTION = 0.005  # reject views where the target shows on less than 0.5 % of the image
@@ -164,6 +165,8 @@ class _Object:
     width: float
     depth: float
     height: float
+    damping: float | None = None  # an authored joint's own values (external objects)
+    friction: float | None = None
 
 
 @dataclass
@@ -465,10 +468,22 @@ def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
 
 
 def categories_for(split: str) -> tuple[str, ...]:
-    """Categories a split draws from: seen for train/test_seen, held-out ones for test_unseen."""
+    """Categories a split draws from: seen (train/test_seen), held-out (test_unseen), others' (test_external)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "test_external":
+        from sc_mllm_ros.sim.external import EXTERNAL_CATEGORIES
+
+        return EXTERNAL_CATEGORIES
     return UNSEEN_CATEGORIES if split == "test_unseen" else SEEN_CATEGORIES
+
+
+def _builder(category: str) -> Callable[..., _Object]:
+    if category in _BUILDERS:
+        return _BUILDERS[category]
+    from sc_mllm_ros.sim.external import robosuite_door
+
+    return {"robosuite_door": robosuite_door}[category]
 
 
 def _materials(rng: np.random.Generator, body: RGBA, part: RGBA) -> tuple[MaterialSpec, ...]:
@@ -577,7 +592,7 @@ def _draw_scene(rng: np.random.Generator, seed: int, split: str, category: str) 
     shared = rng.random() < 0.3  # the part shares the carcass texture: only seams and handles show it
     part = body if shared else _colour(rng)
     st = _Style(body, part, "body", "body" if shared else "part", SEEN_HANDLES[int(rng.integers(4))])
-    obj = _BUILDERS[category](rng, scale, st)
+    obj = _builder(category)(rng, scale, st)
     target = obj.targets[int(rng.integers(len(obj.targets)))]
     fixed = list(obj.fixed)
     for other in obj.targets:
@@ -695,8 +710,9 @@ def _draw_scene(rng: np.random.Generator, seed: int, split: str, category: str) 
         camera_fovy=float(fovy),
         camera_roll=float(roll),
         # Per-scene articulation: a hinge needs a lever against its friction, so contacts near it fail.
-        joint_damping=float(rng.uniform(0.3, 1.5) if hinge else rng.uniform(2.0, 8.0)),
-        joint_friction=float(
+        joint_damping=obj.damping or float(rng.uniform(0.3, 1.5) if hinge else rng.uniform(2.0, 8.0)),
+        joint_friction=obj.friction
+        or float(
             (rng.uniform(0.2, 0.8) if abs(target.axis[2]) < 0.5 else rng.uniform(1.0, 3.0))
             if hinge
             else rng.uniform(3.0, 10.0)
