@@ -67,7 +67,10 @@ def test_pulling_near_the_hinge_fails_where_the_ground_truth_succeeds(door):
     hinge_world = door.data.xanchor[door.part_joint.id]
     c = np.linalg.inv(door.camera_pose)
     hinge_px = np.array(
-        [door.intrinsics.fy * (c[1, :3] @ hinge_world + c[1, 3]), door.intrinsics.fx * (c[0, :3] @ hinge_world + c[0, 3])]
+        [
+            door.intrinsics.fy * (c[1, :3] @ hinge_world + c[1, 3]),
+            door.intrinsics.fx * (c[0, :3] @ hinge_world + c[0, 3]),
+        ]
     ) / (c[2, :3] @ hinge_world + c[2, 3]) + [door.intrinsics.cy, door.intrinsics.cx]
     inner = np.hypot(rows - hinge_px[0], cols - hinge_px[1])
     order = np.argsort(inner)
@@ -76,7 +79,9 @@ def test_pulling_near_the_hinge_fails_where_the_ground_truth_succeeds(door):
         p = deproject((rows[i], cols[i]), float(door.clean_depth[rows[i], cols[i]]), door.intrinsics)
         pose = Pose(p, rotation_from_up_forward(gt.up, gt.forward))
         door.reset()
-        if door.seal_check(door.camera_pose[:3, :3] @ p + door.camera_pose[:3, 3], door.camera_pose[:3, :3] @ gt.up)[0]:
+        if door.seal_check(
+            door.camera_pose[:3, :3] @ p + door.camera_pose[:3, 3], door.camera_pose[:3, :3] @ gt.up
+        )[0]:
             near = pose
             break
     assert near is not None

@@ -20,10 +20,9 @@ _TASK = re.compile(
     re.I,
 )
 # Words that pick one part among several but name nothing by themselves ("pull the top" is not a task).
-_QUALIFIERS = {
-    "top", "bottom", "middle", "left", "right", "upper", "lower", "front", "back",
-    "first", "second", "third", "fourth", "inner", "outer",
-}
+_QUALIFIERS = set(
+    "top bottom middle left right upper lower front back first second third fourth inner outer".split()
+)
 
 
 class BadInput(ValueError):
@@ -31,11 +30,11 @@ class BadInput(ValueError):
 
 
 def parse_task(task: str) -> str:
-    """The target part of a task string, normalised: ``"Open the left door of a cabinet."`` ->
-    ``"left door of the cabinet"``, ``"pull the drawer"`` -> ``"drawer"``.
+    """The target part of a task string, normalised.
 
-    A part may be qualified ("top drawer", "second drawer") and may name its object after one "of"
-    ("left door of the cabinet"); a qualifier alone, a dangling "of" or a second "of" are refused.
+    ``"Open the left door of a cabinet."`` -> ``"left door of the cabinet"``, ``"pull the drawer"`` ->
+    ``"drawer"``.  A part may be qualified ("top drawer", "second drawer") and may name its object after
+    one "of" ("left door of the cabinet"); a qualifier alone, a dangling "of" or a second "of" are refused.
     """
     example = "send e.g. 'pull the drawer' or 'open the left door of the cabinet'"
     if not isinstance(task, str) or not task.strip():

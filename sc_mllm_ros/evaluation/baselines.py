@@ -115,7 +115,12 @@ def _gt_summary(args: tuple[int, int]) -> tuple[str, np.ndarray, np.ndarray, np.
     with PullWorld(sample_scene(scene_seed(seed, "train", i), "train")) as world:
         gt = world.ground_truth
         h, w = gt.part_mask.shape
-        return world.object_name, np.array([gt.contact[0] / (h - 1), gt.contact[1] / (w - 1)]), gt.up, gt.forward
+        return (
+            world.object_name,
+            np.array([gt.contact[0] / (h - 1), gt.contact[1] / (w - 1)]),
+            gt.up,
+            gt.forward,
+        )
 
 
 def noun_means(rows: list) -> dict:
@@ -150,7 +155,11 @@ def run_episode(args: tuple[str, int, int, dict, tuple[str, ...]]) -> dict:
             ctx = Context(world, obs, means, np.random.default_rng([sseed, 31, k]))
             try:
                 res = world.execute(POLICIES[name](ctx))
-                out["policies"][name] = {"success": res.success, "opened": res.opened, "unreachable": res.unreachable}
+                out["policies"][name] = {
+                    "success": res.success,
+                    "opened": res.opened,
+                    "unreachable": res.unreachable,
+                }
             except ValueError:  # no depth where the policy looked: it cannot even form a pose
                 out["policies"][name] = {"success": False, "opened": False, "unreachable": False}
     return out
@@ -203,8 +212,17 @@ def check_gates(doc: dict) -> list[dict]:
             if rate is None:
                 continue
             ok = rate >= bound if kind == "min" else rate <= bound
-            out.append({"policy": policy, "split": split, "rate": rate, "bound": bound, "kind": kind,
-                        "passed": bool(ok), "miss": 0.0 if ok else round(abs(rate - bound), 4)})
+            out.append(
+                {
+                    "policy": policy,
+                    "split": split,
+                    "rate": rate,
+                    "bound": bound,
+                    "kind": kind,
+                    "passed": bool(ok),
+                    "miss": 0.0 if ok else round(abs(rate - bound), 4),
+                }
+            )
     return out
 
 
@@ -227,16 +245,19 @@ def markdown(doc: dict) -> str:
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     lines += ["", "Success is ManipLLM's rule; brackets: Wilson 95 % interval.", "", "## The world", ""]
     for s, w in doc["world"].items():
+        p10, p90 = (100 * x for x in w["target_part_fraction_p10_p90"])
         lines.append(
             f"- {s}: target part median {100 * w['target_part_fraction_median']:.1f} % of the image "
-            f"(p10-p90 {100 * w['target_part_fraction_p10_p90'][0]:.1f}-{100 * w['target_part_fraction_p10_p90'][1]:.1f} %), "
+            f"(p10-p90 {p10:.1f}-{p90:.1f} %), "
             f"image centre on the part in {100 * w['image_centre_on_part']:.0f} % of scenes"
         )
     lines += ["", "## Gates", ""]
     for g in doc["gates"]:
         sign = ">=" if g["kind"] == "min" else "<="
         verdict = "pass" if g["passed"] else f"MISSED by {100 * g['miss']:.1f} points"
-        lines.append(f"- {g['policy']} {sign} {g['bound']:.2f} on {g['split']}: {100 * g['rate']:.1f} % ({verdict})")
+        lines.append(
+            f"- {g['policy']} {sign} {g['bound']:.2f} on {g['split']}: {100 * g['rate']:.1f} % ({verdict})"
+        )
     if doc.get("external_missing"):
         lines += ["", f"External split: robosuite's door only ({doc['external_missing']})."]
     return "\n".join(lines) + "\n"

@@ -62,7 +62,7 @@ def _box(pos, size, rot, flip: np.ndarray, rgba, material: str = "") -> GeomSpec
 
 
 def robosuite_door(rng, scale, st: _Style) -> _Object:
-    """robosuite's door at its authored size (``scale`` unused), handle side to +x, standing on z = 0."""
+    """Robosuite's door at its authored size (``scale`` unused), handle side to +x, standing on z = 0."""
     door = _door_geometry()
     g = door["geoms"]
     flip = np.diag([-1.0, -1.0, 1.0])  # the file's handle faces -x; ours face +x
@@ -92,11 +92,29 @@ def robosuite_door(rng, scale, st: _Style) -> _Object:
     free_y = centre[1] - s_hinge * width / 2
     hz = place(p)[2]
     contact = np.array(
-        [front, free_y + s_hinge * rng.uniform(0.3, 0.4) * width, hz + np.sign(rng.uniform(-1, 1)) * rng.uniform(0.12, 0.2) * height]
+        [
+            front,
+            free_y + s_hinge * rng.uniform(0.3, 0.4) * width,
+            hz + np.sign(rng.uniform(-1, 1)) * rng.uniform(0.12, 0.2) * height,
+        ]
     )
-    face = (np.array([front, centre[1], centre[2]]), np.array([0.0, width / 2, 0.0]), np.array([0.0, 0.0, height / 2]))
+    face = (
+        np.array([front, centre[1], centre[2]]),
+        np.array([0.0, width / 2, 0.0]),
+        np.array([0.0, 0.0, height / 2]),
+    )
     target = _Target(
-        "door", part, anchor, "hinge", flip @ door["axis"], door["range"], np.array([1.0, 0.0, 0.0]), contact, face
+        "door",
+        part,
+        anchor,
+        "hinge",
+        flip @ door["axis"],
+        door["range"],
+        np.array([1.0, 0.0, 0.0]),
+        contact,
+        face,
     )
     depth = 2 * max(panel.size[0], fixed[0].size[0])
-    return _Object(fixed, [target], width + 0.12, depth, 0.6, damping=door["damping"], friction=door["friction"])
+    return _Object(
+        fixed, [target], width + 0.12, depth, 0.6, damping=door["damping"], friction=door["friction"]
+    )

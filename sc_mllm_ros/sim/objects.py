@@ -74,7 +74,7 @@ class MaterialSpec:
 @dataclass(frozen=True)
 class LightSpec:
     pos: Vec3
-    dir: Vec3
+    direction: Vec3
     diffuse: Vec3
     shadow: bool
 
@@ -131,7 +131,9 @@ def _shade(rgba, f: float) -> RGBA:
     return (*_t(np.clip(np.asarray(rgba[:3]) * f, 0.0, 1.0)), 1.0)
 
 
-def _carcass(w: float, d: float, h: float, t: float, rgba, mat: str, open_side: str = "front") -> list[GeomSpec]:
+def _carcass(
+    w: float, d: float, h: float, t: float, rgba, mat: str, open_side: str = "front"
+) -> list[GeomSpec]:
     """Five panels of a box of outer size ``d`` x ``w`` x ``h`` (x, y, z), open on ``open_side``."""
     panels = {
         "back": GeomSpec("box", (-d / 2 + t / 2, 0.0, h / 2), (t / 2, w / 2, h / 2), rgba, mat),
@@ -218,8 +220,15 @@ def _drawer_target(name, rng, d, y, z, w, h, t, st: _Style, handle: str) -> _Tar
     geoms += _seen_handle(handle, front + t / 2, y, hz, w, False, st)
     contact = np.array([front + t / 2, y + rng.uniform(-0.25, 0.25) * w, z - rng.uniform(0.1, 0.25) * h])
     return _Target(
-        name, geoms, np.array([front, y, z]), "slide", np.array([1.0, 0.0, 0.0]), (0.0, 0.75 * d),
-        np.array([1.0, 0.0, 0.0]), contact, _front_face(front + t / 2, y, z, w, h),
+        name,
+        geoms,
+        np.array([front, y, z]),
+        "slide",
+        np.array([1.0, 0.0, 0.0]),
+        (0.0, 0.75 * d),
+        np.array([1.0, 0.0, 0.0]),
+        contact,
+        _front_face(front + t / 2, y, z, w, h),
     )
 
 
@@ -232,10 +241,19 @@ def _side_hinged_target(name, rng, d, y, z, w, h, t, hinge: str, st: _Style, han
     geoms = [_panel(front, y, z, w, h, t, st)]
     geoms += _seen_handle(handle, front + t / 2, free_y + s * 0.05, hz, h, True, st)
     # Contact well away from the hinge (the friction torque needs a lever) and off the handle.
-    contact = np.array([front + t / 2, free_y + s * rng.uniform(0.2, 0.3) * w, hz + rng.uniform(-0.15, 0.15) * h])
+    contact = np.array(
+        [front + t / 2, free_y + s * rng.uniform(0.2, 0.3) * w, hz + rng.uniform(-0.15, 0.15) * h]
+    )
     return _Target(
-        name, geoms, np.array([front, y + s * w / 2, z]), "hinge", np.array([0.0, 0.0, 1.0]), (0.0, 1.6),
-        np.array([1.0, 0.0, 0.0]), contact, _front_face(front + t / 2, y, z, w, h),
+        name,
+        geoms,
+        np.array([front, y + s * w / 2, z]),
+        "hinge",
+        np.array([0.0, 0.0, 1.0]),
+        (0.0, 1.6),
+        np.array([1.0, 0.0, 0.0]),
+        contact,
+        _front_face(front + t / 2, y, z, w, h),
     )
 
 
@@ -247,8 +265,15 @@ def _bottom_hinged_target(name, rng, d, y, z, w, h, t, st: _Style, handle: str) 
     geoms += _seen_handle(handle, front + t / 2, y, hz, w, False, st)
     contact = np.array([front + t / 2, y + rng.uniform(-0.2, 0.2) * w, bottom + rng.uniform(0.55, 0.7) * h])
     return _Target(
-        name, geoms, np.array([front, y, bottom]), "hinge", np.array([0.0, 1.0, 0.0]), (0.0, 1.4),
-        np.array([1.0, 0.0, 0.0]), contact, _front_face(front + t / 2, y, z, w, h),
+        name,
+        geoms,
+        np.array([front, y, bottom]),
+        "hinge",
+        np.array([0.0, 1.0, 0.0]),
+        (0.0, 1.4),
+        np.array([1.0, 0.0, 0.0]),
+        contact,
+        _front_face(front + t / 2, y, z, w, h),
     )
 
 
@@ -281,8 +306,12 @@ def _double_cabinet(rng, scale, st: _Style) -> _Object:
     w, d, h = scale * rng.uniform(0.5, 0.8), scale * rng.uniform(0.3, 0.4), scale * rng.uniform(0.45, 0.7)
     t = 0.02
     targets = [
-        _side_hinged_target("left door of the cabinet", rng, d, -w / 4, h / 2, w / 2, h, t, "left", st, st.handle),
-        _side_hinged_target("right door of the cabinet", rng, d, w / 4, h / 2, w / 2, h, t, "right", st, st.handle),
+        _side_hinged_target(
+            "left door of the cabinet", rng, d, -w / 4, h / 2, w / 2, h, t, "left", st, st.handle
+        ),
+        _side_hinged_target(
+            "right door of the cabinet", rng, d, w / 4, h / 2, w / 2, h, t, "right", st, st.handle
+        ),
     ]
     return _Object(_carcass(w, d, h, t, st.body, st.body_mat), targets, w, d, h)
 
@@ -293,14 +322,32 @@ def _microwave(rng, scale, st: _Style) -> _Object:
     panel = rng.uniform(0.2, 0.28) * w  # control panel on the right
     door_w = w - panel
     door = _side_hinged_target(
-        "microwave door", rng, d, -panel / 2, h / 2, door_w, h, t, "left", st, "bar" if st.handle == "none" else st.handle
+        "microwave door",
+        rng,
+        d,
+        -panel / 2,
+        h / 2,
+        door_w,
+        h,
+        t,
+        "left",
+        st,
+        "bar" if st.handle == "none" else st.handle,
     )
     door.geoms.append(
-        GeomSpec("box", (d / 2 + t + 0.001, -panel / 2 - 0.05 * door_w, h / 2), (0.001, door_w * 0.28, h * 0.3),
-                 (0.08, 0.08, 0.1, 1.0))
+        GeomSpec(
+            "box",
+            (d / 2 + t + 0.001, -panel / 2 - 0.05 * door_w, h / 2),
+            (0.001, door_w * 0.28, h * 0.3),
+            (0.08, 0.08, 0.1, 1.0),
+        )
     )
     fixed = _carcass(w, d, h, t, st.body, st.body_mat)
-    fixed.append(GeomSpec("box", (d / 2 + t / 2, w / 2 - panel / 2, h / 2), (t / 2, panel / 2, h / 2), _shade(st.body, 0.6)))
+    fixed.append(
+        GeomSpec(
+            "box", (d / 2 + t / 2, w / 2 - panel / 2, h / 2), (t / 2, panel / 2, h / 2), _shade(st.body, 0.6)
+        )
+    )
     return _Object(fixed, [door], w, d, h)
 
 
@@ -310,9 +357,13 @@ def _oven(rng, scale, st: _Style) -> _Object:
     drawer_h, strip = 0.2 * h, 0.12 * h
     door_h = h - drawer_h - strip
     door = _bottom_hinged_target("oven door", rng, d, 0.0, drawer_h + door_h / 2, w, door_h, t, st, "bar")
-    drawer = _drawer_target("oven drawer", rng, d, 0.0, drawer_h / 2, w - 2 * t, drawer_h - t, t, st, st.handle)
+    drawer = _drawer_target(
+        "oven drawer", rng, d, 0.0, drawer_h / 2, w - 2 * t, drawer_h - t, t, st, st.handle
+    )
     fixed = _carcass(w, d, h, t, st.body, st.body_mat)
-    fixed.append(GeomSpec("box", (d / 2 + t / 2, 0.0, h - strip / 2), (t / 2, w / 2, strip / 2), _shade(st.body, 0.5)))
+    fixed.append(
+        GeomSpec("box", (d / 2 + t / 2, 0.0, h - strip / 2), (t / 2, w / 2, strip / 2), _shade(st.body, 0.5))
+    )
     return _Object(fixed, [door, drawer], w, d, h)
 
 
@@ -328,8 +379,15 @@ def _storage_box(rng, scale, st: _Style) -> _Object:
     contact = np.array([rng.uniform(0.15, 0.3) * d, rng.uniform(-0.25, 0.25) * w, top + t / 2])
     face = (np.array([0.0, 0.0, top + t / 2]), np.array([d / 2, 0.0, 0.0]), np.array([0.0, w / 2, 0.0]))
     lid = _Target(
-        "box lid", geoms, np.array([-d / 2, 0.0, top]), "hinge", np.array([0.0, 1.0, 0.0]), (0.0, 1.6),
-        np.array([0.0, 0.0, 1.0]), contact, face,
+        "box lid",
+        geoms,
+        np.array([-d / 2, 0.0, top]),
+        "hinge",
+        np.array([0.0, 1.0, 0.0]),
+        (0.0, 1.6),
+        np.array([0.0, 0.0, 1.0]),
+        contact,
+        face,
     )
     return _Object(fixed, [lid], w, d, h)
 
@@ -357,15 +415,23 @@ def _washing_machine(rng, scale, st: _Style) -> _Object:
     front = d / 2 + 0.01 + t / 2
     geoms = [
         GeomSpec("cylinder", (front, 0.0, zc), (r, t / 2, 0.0), st.part, st.part_mat),
-        GeomSpec("cylinder", (front + t / 2 + 0.001, 0.0, zc), (0.55 * r, 0.001, 0.0), (0.15, 0.2, 0.25, 1.0)),
+        GeomSpec(
+            "cylinder", (front + t / 2 + 0.001, 0.0, zc), (0.55 * r, 0.001, 0.0), (0.15, 0.2, 0.25, 1.0)
+        ),
     ]
     geoms += _ring_pull(front + t / 2, 0.85 * r, zc, st.dark)
     # the flat rim between the glass and the edge is where a cup seals
     side = 1.0 if rng.random() < 0.5 else -1.0
     contact = np.array([front + t / 2, 0.7 * r, zc + side * rng.uniform(0.3, 0.45) * r])
     door = _Target(
-        "washing machine door", geoms, np.array([front, -r, zc]), "hinge", np.array([0.0, 0.0, 1.0]), (0.0, 1.6),
-        np.array([1.0, 0.0, 0.0]), contact,
+        "washing machine door",
+        geoms,
+        np.array([front, -r, zc]),
+        "hinge",
+        np.array([0.0, 0.0, 1.0]),
+        (0.0, 1.6),
+        np.array([1.0, 0.0, 0.0]),
+        contact,
         (np.array([front + t / 2, 0.0, zc]), np.array([0.0, 0.7 * r, 0.0]), np.array([0.0, 0.0, 0.7 * r])),
     )
     return _Object(fixed, [door], w, d, h)
@@ -373,7 +439,11 @@ def _washing_machine(rng, scale, st: _Style) -> _Object:
 
 def _toilet(rng, scale, st: _Style) -> _Object:
     """Seat + lid on a bowl, both hinged at the back (new topology: two stacked hinged layers)."""
-    w, d, h = scale * rng.uniform(0.36, 0.44), scale * rng.uniform(0.42, 0.52), scale * rng.uniform(0.34, 0.42)
+    w, d, h = (
+        scale * rng.uniform(0.36, 0.44),
+        scale * rng.uniform(0.42, 0.52),
+        scale * rng.uniform(0.34, 0.42),
+    )
     t = 0.02
     fixed = [
         GeomSpec("box", (0.0, 0.0, h / 2), (d / 2, w / 2, h / 2), st.body, st.body_mat),
@@ -385,28 +455,80 @@ def _toilet(rng, scale, st: _Style) -> _Object:
     seat = GeomSpec("box", (0.01, 0.0, h + t / 2), (d / 2, w / 2, t / 2), _shade(st.part, 0.9), st.part_mat)
     lid_colour = st.part
     if target_lid:
-        geoms = [GeomSpec("box", (0.01, 0.0, seat_top + t / 2), (d / 2 - 0.01, w / 2 - 0.01, t / 2), lid_colour, st.part_mat)]
+        geoms = [
+            GeomSpec(
+                "box",
+                (0.01, 0.0, seat_top + t / 2),
+                (d / 2 - 0.01, w / 2 - 0.01, t / 2),
+                lid_colour,
+                st.part_mat,
+            )
+        ]
         geoms += _edge_lip(d / 2 + 0.0, 0.0, seat_top + t / 2, 0.3 * w, False, st.dark)
         fixed.append(seat)
         contact = np.array([rng.uniform(0.1, 0.25) * d, rng.uniform(-0.2, 0.2) * w, lid_top])
-        face = (np.array([0.01, 0.0, lid_top]), np.array([d / 2 - 0.02, 0.0, 0.0]), np.array([0.0, w / 2 - 0.02, 0.0]))
+        face = (
+            np.array([0.01, 0.0, lid_top]),
+            np.array([d / 2 - 0.02, 0.0, 0.0]),
+            np.array([0.0, w / 2 - 0.02, 0.0]),
+        )
         anchor = np.array([-d / 2, 0.0, seat_top + t / 2])
         name = "toilet lid"
     else:
         # the lid stands open against the tank; the seat (a ring: front band + side bands) is the target
-        fixed.append(GeomSpec("box", (-d / 2 - 0.01, 0.0, seat_top + d / 2), (t / 2, w / 2 - 0.01, d / 2 - 0.01), lid_colour, st.part_mat))
+        fixed.append(
+            GeomSpec(
+                "box",
+                (-d / 2 - 0.01, 0.0, seat_top + d / 2),
+                (t / 2, w / 2 - 0.01, d / 2 - 0.01),
+                lid_colour,
+                st.part_mat,
+            )
+        )
         band = 0.3 * w
         geoms = [
-            GeomSpec("box", (d / 2 - band / 2, 0.0, h + t / 2), (band / 2, w / 2, t / 2), st.part, st.part_mat),
-            GeomSpec("box", (0.0, -w / 2 + band / 4, h + t / 2), (d / 2 - band, band / 4, t / 2), st.part, st.part_mat),
-            GeomSpec("box", (0.0, w / 2 - band / 4, h + t / 2), (d / 2 - band, band / 4, t / 2), st.part, st.part_mat),
+            GeomSpec(
+                "box", (d / 2 - band / 2, 0.0, h + t / 2), (band / 2, w / 2, t / 2), st.part, st.part_mat
+            ),
+            GeomSpec(
+                "box",
+                (0.0, -w / 2 + band / 4, h + t / 2),
+                (d / 2 - band, band / 4, t / 2),
+                st.part,
+                st.part_mat,
+            ),
+            GeomSpec(
+                "box",
+                (0.0, w / 2 - band / 4, h + t / 2),
+                (d / 2 - band, band / 4, t / 2),
+                st.part,
+                st.part_mat,
+            ),
         ]
-        fixed.append(GeomSpec("box", (0.0, 0.0, h + 0.001), (d / 2 - band, w / 2 - band / 2, 0.001), (0.1, 0.15, 0.2, 1.0)))
+        fixed.append(
+            GeomSpec(
+                "box", (0.0, 0.0, h + 0.001), (d / 2 - band, w / 2 - band / 2, 0.001), (0.1, 0.15, 0.2, 1.0)
+            )
+        )
         contact = np.array([d / 2 - band / 2, rng.uniform(-0.15, 0.15) * w, seat_top])
-        face = (np.array([d / 2 - band / 2, 0.0, seat_top]), np.array([band / 2, 0.0, 0.0]), np.array([0.0, w / 2, 0.0]))
+        face = (
+            np.array([d / 2 - band / 2, 0.0, seat_top]),
+            np.array([band / 2, 0.0, 0.0]),
+            np.array([0.0, w / 2, 0.0]),
+        )
         anchor = np.array([-d / 2, 0.0, h + t / 2])
         name = "toilet seat"
-    part = _Target(name, geoms, anchor, "hinge", np.array([0.0, 1.0, 0.0]), (0.0, 1.5), np.array([0.0, 0.0, 1.0]), contact, face)
+    part = _Target(
+        name,
+        geoms,
+        anchor,
+        "hinge",
+        np.array([0.0, 1.0, 0.0]),
+        (0.0, 1.5),
+        np.array([0.0, 0.0, 1.0]),
+        contact,
+        face,
+    )
     return _Object(fixed, [part], w, d, h + 2 * t)
 
 
@@ -421,12 +543,23 @@ def _fridge(rng, scale, st: _Style) -> _Object:
     s = -1.0 if hinge == "left" else 1.0
     zc = drawer_h + door_h / 2
     free_y = -s * w / 2
-    door_geoms = [GeomSpec("box", (front, 0.0, zc), (t / 2, w / 2 - 0.003, door_h / 2 - 0.003), st.part, st.part_mat)]
+    door_geoms = [
+        GeomSpec("box", (front, 0.0, zc), (t / 2, w / 2 - 0.003, door_h / 2 - 0.003), st.part, st.part_mat)
+    ]
     door_geoms += _edge_lip(front + t / 2, free_y + s * 0.02, zc, 0.5 * door_h, True, st.dark)
-    contact = np.array([front + t / 2, free_y + s * rng.uniform(0.2, 0.3) * w, zc + rng.uniform(-0.2, 0.2) * door_h])
+    contact = np.array(
+        [front + t / 2, free_y + s * rng.uniform(0.2, 0.3) * w, zc + rng.uniform(-0.2, 0.2) * door_h]
+    )
     door = _Target(
-        "refrigerator door", door_geoms, np.array([front, s * w / 2, zc]), "hinge", np.array([0.0, 0.0, 1.0]),
-        (0.0, 1.6), np.array([1.0, 0.0, 0.0]), contact, _front_face(front + t / 2, 0.0, zc, w, door_h),
+        "refrigerator door",
+        door_geoms,
+        np.array([front, s * w / 2, zc]),
+        "hinge",
+        np.array([0.0, 0.0, 1.0]),
+        (0.0, 1.6),
+        np.array([1.0, 0.0, 0.0]),
+        contact,
+        _front_face(front + t / 2, 0.0, zc, w, door_h),
     )
     dz = drawer_h / 2
     drawer_geoms = [
@@ -436,8 +569,15 @@ def _fridge(rng, scale, st: _Style) -> _Object:
     drawer_geoms += _edge_lip(front + t / 2, 0.0, drawer_h - 0.03, 0.6 * w, False, st.dark)
     dcontact = np.array([front + t / 2, rng.uniform(-0.25, 0.25) * w, dz - rng.uniform(0.0, 0.2) * drawer_h])
     drawer = _Target(
-        "freezer drawer", drawer_geoms, np.array([front, 0.0, dz]), "slide", np.array([1.0, 0.0, 0.0]),
-        (0.0, 0.6 * d), np.array([1.0, 0.0, 0.0]), dcontact, _front_face(front + t / 2, 0.0, dz, w, drawer_h),
+        "freezer drawer",
+        drawer_geoms,
+        np.array([front, 0.0, dz]),
+        "slide",
+        np.array([1.0, 0.0, 0.0]),
+        (0.0, 0.6 * d),
+        np.array([1.0, 0.0, 0.0]),
+        dcontact,
+        _front_face(front + t / 2, 0.0, dz, w, drawer_h),
     )
     fixed = _carcass(w, d, h, t, st.body, st.body_mat)
     return _Object(fixed, [door, drawer], w, d, h)
@@ -468,7 +608,7 @@ def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
 
 
 def categories_for(split: str) -> tuple[str, ...]:
-    """Categories a split draws from: seen (train/test_seen), held-out (test_unseen), others' (test_external)."""
+    """Categories of a split: seen (train, test_seen), held-out (test_unseen), others' (test_external)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if split == "test_external":
@@ -489,7 +629,12 @@ def _builder(category: str) -> Callable[..., _Object]:
 def _materials(rng: np.random.Generator, body: RGBA, part: RGBA) -> tuple[MaterialSpec, ...]:
     """Procedural textures for carcass, part, floor and backdrop."""
     out = []
-    for name, rgba in (("body", body), ("part", part), ("floor", _colour(rng, 0.2, 0.8)), ("wall", _colour(rng, 0.3, 0.9))):
+    for name, rgba in (
+        ("body", body),
+        ("part", part),
+        ("floor", _colour(rng, 0.2, 0.8)),
+        ("wall", _colour(rng, 0.3, 0.9)),
+    ):
         builtin = ("checker", "gradient", "flat")[int(rng.integers(3))]
         out.append(
             MaterialSpec(
@@ -550,10 +695,15 @@ def view_of_face(
         c = cam_from_world @ (p - cam_pos)
         if c[2] <= 0.05 or abs(c[0] / c[2] * f) > 0.5 or abs(c[1] / c[2] * f) > 0.5:
             continue
-        if any(_ray_hits_box(cam_pos, p - 0.01 * (p - cam_pos) / np.linalg.norm(p - cam_pos), oc, oh) for oc, oh in occluders):
+        if any(
+            _ray_hits_box(cam_pos, p - 0.01 * (p - cam_pos) / np.linalg.norm(p - cam_pos), oc, oh)
+            for oc, oh in occluders
+        ):
             continue
         seen += 1
-    corners = [cam_from_world @ (centre + a * u + b * v - cam_pos) for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+    corners = [
+        cam_from_world @ (centre + a * u + b * v - cam_pos) for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+    ]
     if min(c[2] for c in corners) <= 0.05:
         return 0.0, 0.0
     xy = np.array([[c[0] / c[2] * f, c[1] / c[2] * f] for c in corners])
@@ -612,10 +762,21 @@ def _draw_scene(rng: np.random.Generator, seed: int, split: str, category: str) 
     lift = np.array([0.0, 0.0, plinth])
     fixed = [GeomSpec(g.kind, _t(np.asarray(g.pos) + lift), g.size, g.rgba, g.material) for g in fixed]
     if plinth > 0.0:
-        fixed.append(GeomSpec("box", (0.0, 0.0, plinth / 2), (obj.depth / 2, obj.width / 2, plinth / 2), _shade(body, 0.5), "body"))
+        fixed.append(
+            GeomSpec(
+                "box",
+                (0.0, 0.0, plinth / 2),
+                (obj.depth / 2, obj.width / 2, plinth / 2),
+                _shade(body, 0.5),
+                "body",
+            )
+        )
     anchor = target.anchor + lift
     contact_obj = target.contact + lift
-    part_geoms = [GeomSpec(g.kind, _t(np.asarray(g.pos) - anchor + lift), g.size, g.rgba, g.material) for g in target.geoms]
+    part_geoms = [
+        GeomSpec(g.kind, _t(np.asarray(g.pos) - anchor + lift), g.size, g.rgba, g.material)
+        for g in target.geoms
+    ]
 
     # Facing the robot (base at the origin, +x ahead) with a yaw of up to 60 deg, contact within reach.
     yaw = np.pi + np.deg2rad(rng.uniform(-60, 60))
@@ -656,8 +817,10 @@ def _draw_scene(rng: np.random.Generator, seed: int, split: str, category: str) 
         c = obj_pos + np.array([r * np.cos(ang), r * np.sin(ang), half[2]])
         kind = "box" if rng.random() < 0.6 else "cylinder"
         distractors.append(GeomSpec(kind, _t(c), _t(half), _colour(rng)))
-    occluders = [_ROBOT_BOX] + [(np.asarray(g.pos), np.asarray(g.size) if g.kind == "box" else np.full(3, max(g.size[:2])))
-                                for g in distractors]
+    occluders = [_ROBOT_BOX] + [
+        (np.asarray(g.pos), np.asarray(g.size) if g.kind == "box" else np.full(3, max(g.size[:2])))
+        for g in distractors
+    ]
 
     # Object-centric camera: look at the bounding box's centre (+ noise) from the front half-space.
     height = obj.height + plinth
@@ -676,7 +839,9 @@ def _draw_scene(rng: np.random.Generator, seed: int, split: str, category: str) 
         cam_pos = cam_target + dist * view
         if cam_pos[2] < 0.15:
             continue
-        area, visible = view_of_face(cam_pos, _look_at(cam_pos, cam_target, roll), fovy, face_w, normal_w, occluders)
+        area, visible = view_of_face(
+            cam_pos, _look_at(cam_pos, cam_target, roll), fovy, face_w, normal_w, occluders
+        )
         if area >= MIN_PART_FRACTION and visible >= MIN_VISIBLE:
             break
     else:

@@ -76,7 +76,9 @@ class ExecutionResult:
     articulation_delta: float  # joint motion in the opening direction (rad or m)
     end_obs: Observation
     ee_pose: Pose  # the TCP where the cup met the surface (or stopped), camera frame
-    cause: str  # the paper's label of the executed pose: success | position | rotation | position and rotation
+    cause: (
+        str  # the paper's label of the executed pose: success | position | rotation | position and rotation
+    )
     message: str
     attached: bool = False  # the cup sealed
     moved: float = 0.0  # displacement of the pulled point (m)
@@ -173,7 +175,7 @@ def build_model(scene: SceneSpec, image_size: int) -> mujoco.MjModel:
         world.add_light(
             type=mujoco.mjtLightType.mjLIGHT_SPOT,
             pos=light.pos,
-            dir=light.dir,
+            dir=light.direction,
             diffuse=light.diffuse,
             cutoff=60.0,
             castshadow=light.shadow,
@@ -206,20 +208,25 @@ def build_model(scene: SceneSpec, image_size: int) -> mujoco.MjModel:
     )
     cam_rot = _look_at(np.asarray(scene.camera_pos), np.asarray(scene.camera_target), scene.camera_roll)
     world.add_camera(
-        name="camera", pos=scene.camera_pos, quat=_quat_wxyz(cam_rot @ _OPTICAL_FROM_MJCAM), fovy=scene.camera_fovy
+        name="camera",
+        pos=scene.camera_pos,
+        quat=_quat_wxyz(cam_rot @ _OPTICAL_FROM_MJCAM),
+        fovy=scene.camera_fovy,
     )
     return spec.compile()
 
 
 def seal_strength(tilt_deg: float, cfg: PullConfig) -> float:
-    """Holding force (N) of a sealed cup tilted ``tilt_deg`` off the surface normal: full, then linear to 0."""
+    """Holding force (N) of a cup tilted ``tilt_deg`` off the surface normal: full, then linear to 0."""
     span = cfg.seal_zero_deg - cfg.seal_full_deg
     return cfg.seal_force * float(np.clip((cfg.seal_zero_deg - tilt_deg) / span, 0.0, 1.0))
 
 
 def depth_noise(depth: np.ndarray, rng: np.random.Generator, dropout: float) -> np.ndarray:
-    """RealSense-like depth: sigma 1.2 mm + 1.9 mm (z - 0.4)^2, random dropout, dropout at depth edges and
-    beyond ``MAX_RANGE``."""
+    """RealSense-like depth: sigma 1.2 mm + 1.9 mm (z - 0.4)^2; random, depth-edge and far dropout (NaN).
+
+    Beyond ``MAX_RANGE`` nothing returns.
+    """
     z = depth.astype(np.float32)
     noisy = z + rng.normal(size=z.shape).astype(np.float32) * (0.0012 + 0.0019 * (z - 0.4) ** 2)
     gy, gx = np.gradient(z)
@@ -441,7 +448,9 @@ class PullWorld:
                 # fight the rigid joint, which a compliant arm would not.
                 rows = self._seal_rows()
                 tangent = self.data.efc_J.reshape(self.data.nefc, self.model.nv)[rows, self.part_dof]
-                now = abs(float(self.data.efc_force[rows] @ tangent)) / max(float(np.linalg.norm(tangent)), 1e-9)
+                now = abs(float(self.data.efc_force[rows] @ tangent)) / max(
+                    float(np.linalg.norm(tangent)), 1e-9
+                )
                 force += 0.2 * (now - force)
                 normal = self.data.xmat[self.part_body].reshape(3, 3) @ seal.normal_local
                 tilt = angle_between_deg(seal.axis, -normal)
@@ -454,7 +463,7 @@ class PullWorld:
         return holding
 
     def seal_check(self, centre: np.ndarray, axis: np.ndarray) -> tuple[bool, float, str, np.ndarray]:
-        """Does a cup touching at ``centre`` with approach ``axis`` (world) seal?
+        """Whether a cup touching at ``centre`` with approach ``axis`` (world) seals.
 
         Returns (sealed, tilt in degrees, why not, the rim plane's outward normal in the world).
 
@@ -482,7 +491,12 @@ class PullWorld:
             return False, 90.0, "the cup's rim does not sit flat (a handle or a step under it)", normal
         tilt = angle_between_deg(axis, -normal)
         if seal_strength(tilt, cfg) <= 0.0:
-            return False, tilt, f"the cup meets the surface {tilt:.0f} deg off its normal and does not seal", normal
+            return (
+                False,
+                tilt,
+                f"the cup meets the surface {tilt:.0f} deg off its normal and does not seal",
+                normal,
+            )
         return True, tilt, "", normal
 
     def execute(
@@ -540,7 +554,9 @@ class PullWorld:
         phase("attach", 1.0)
 
         probe = (
-            xmat.T @ (contact_pose[0] - self.data.xpos[self.part_body]) if on_part else np.asarray(self.scene.contact)
+            xmat.T @ (contact_pose[0] - self.data.xpos[self.part_body])
+            if on_part
+            else np.asarray(self.scene.contact)
         )
         start_point = self._part_point_world(probe)
         start_q = self.data.qpos[self.part_joint.qposadr[0]]
@@ -620,6 +636,6 @@ class _Seal:
 
 
 def judge_success(delta: float, joint_range: float, alignment: float, cfg: PullConfig) -> bool:
-    """ManipLLM's rule: the joint moved > 0.03 (rad or m) or > half its range, along the pull (cos > 0.3)."""
+    """Judge a pull by ManipLLM's rule: the joint moved > 0.03 (rad or m) or > half its range, along it."""
     moved = delta > cfg.success_joint or delta > cfg.success_range_fraction * joint_range
     return bool(moved and alignment > cfg.success_alignment)
