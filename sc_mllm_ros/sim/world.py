@@ -1,9 +1,11 @@
 """The pull world: a scene's MuJoCo model, its RGB-D camera, ground truth, and the suction pull primitive.
 
 The arm is driven kinematically along IK solutions (a stiff position-controlled robot); the object is
-simulated.  The suction cup is a ``connect`` equality between the movable part and a mocap body that
-follows the TCP.  It only seals when the cup meets the movable part within 30 deg of the plane normal
-(a real cup's compliance limit) and lets go when stretched more than ``break_distance``.
+simulated.  The suction cup is a ``connect`` equality between the target part and a mocap body that
+follows the commanded straight TCP path.  It seals only when its rim sits flat on the target part
+(:meth:`PullWorld.seal_check`), holds ``seal_force`` below 15 deg of tilt and nothing at 30 deg
+(:func:`seal_strength`), and lets go once the force that moves the part exceeds that.  The paper's 30 deg
+rotation LABEL is separate code (:mod:`sc_mllm_ros.sim.labels`).
 """
 
 from __future__ import annotations
