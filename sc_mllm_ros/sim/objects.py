@@ -205,8 +205,26 @@ def _panel(x: float, y: float, z: float, w: float, h: float, t: float, st: _Styl
     return GeomSpec("box", (x, y, z), (t / 2, w / 2 - 0.003, h / 2 - 0.003), st.part, st.part_mat)
 
 
-def _front_face(x: float, y: float, z: float, w: float, h: float):
-    return np.array([x, y, z]), np.array([0.0, w / 2, 0.0]), np.array([0.0, 0.0, h / 2])
+_X, _Y, _Z = np.eye(3)
+
+
+def _front_target(name, geoms, anchor, axis, joint_range, contact, face) -> _Target:
+    """A target whose pullable face is a front rectangle ``face`` = (x, y, z, w, h) with normal +x.
+
+    It slides along +x (a drawer) or turns about ``axis`` (a door).
+    """
+    x, y, z, w, h = face
+    return _Target(
+        name,
+        geoms,
+        np.asarray(anchor, float),
+        "slide" if np.allclose(axis, _X) else "hinge",
+        np.asarray(axis, float),
+        joint_range,
+        np.array([1.0, 0.0, 0.0]),
+        contact,
+        (np.array([x, y, z]), np.array([0.0, w / 2, 0.0]), np.array([0.0, 0.0, h / 2])),
+    )
 
 
 def _drawer_target(name, rng, d, y, z, w, h, t, st: _Style, handle: str) -> _Target:
@@ -219,16 +237,8 @@ def _drawer_target(name, rng, d, y, z, w, h, t, st: _Style, handle: str) -> _Tar
     hz = z + rng.uniform(0.2, 0.3) * h
     geoms += _seen_handle(handle, front + t / 2, y, hz, w, False, st)
     contact = np.array([front + t / 2, y + rng.uniform(-0.25, 0.25) * w, z - rng.uniform(0.1, 0.25) * h])
-    return _Target(
-        name,
-        geoms,
-        np.array([front, y, z]),
-        "slide",
-        np.array([1.0, 0.0, 0.0]),
-        (0.0, 0.75 * d),
-        np.array([1.0, 0.0, 0.0]),
-        contact,
-        _front_face(front + t / 2, y, z, w, h),
+    return _front_target(
+        name, geoms, [front, y, z], _X, (0.0, 0.75 * d), contact, (front + t / 2, y, z, w, h)
     )
 
 
@@ -244,16 +254,8 @@ def _side_hinged_target(name, rng, d, y, z, w, h, t, hinge: str, st: _Style, han
     contact = np.array(
         [front + t / 2, free_y + s * rng.uniform(0.2, 0.3) * w, hz + rng.uniform(-0.15, 0.15) * h]
     )
-    return _Target(
-        name,
-        geoms,
-        np.array([front, y + s * w / 2, z]),
-        "hinge",
-        np.array([0.0, 0.0, 1.0]),
-        (0.0, 1.6),
-        np.array([1.0, 0.0, 0.0]),
-        contact,
-        _front_face(front + t / 2, y, z, w, h),
+    return _front_target(
+        name, geoms, [front, y + s * w / 2, z], _Z, (0.0, 1.6), contact, (front + t / 2, y, z, w, h)
     )
 
 
@@ -264,16 +266,8 @@ def _bottom_hinged_target(name, rng, d, y, z, w, h, t, st: _Style, handle: str) 
     geoms = [_panel(front, y, z, w, h, t, st)]
     geoms += _seen_handle(handle, front + t / 2, y, hz, w, False, st)
     contact = np.array([front + t / 2, y + rng.uniform(-0.2, 0.2) * w, bottom + rng.uniform(0.55, 0.7) * h])
-    return _Target(
-        name,
-        geoms,
-        np.array([front, y, bottom]),
-        "hinge",
-        np.array([0.0, 1.0, 0.0]),
-        (0.0, 1.4),
-        np.array([1.0, 0.0, 0.0]),
-        contact,
-        _front_face(front + t / 2, y, z, w, h),
+    return _front_target(
+        name, geoms, [front, y, bottom], _Y, (0.0, 1.4), contact, (front + t / 2, y, z, w, h)
     )
 
 
@@ -550,16 +544,14 @@ def _fridge(rng, scale, st: _Style) -> _Object:
     contact = np.array(
         [front + t / 2, free_y + s * rng.uniform(0.2, 0.3) * w, zc + rng.uniform(-0.2, 0.2) * door_h]
     )
-    door = _Target(
+    door = _front_target(
         "refrigerator door",
         door_geoms,
-        np.array([front, s * w / 2, zc]),
-        "hinge",
-        np.array([0.0, 0.0, 1.0]),
+        [front, s * w / 2, zc],
+        _Z,
         (0.0, 1.6),
-        np.array([1.0, 0.0, 0.0]),
         contact,
-        _front_face(front + t / 2, 0.0, zc, w, door_h),
+        (front + t / 2, 0.0, zc, w, door_h),
     )
     dz = drawer_h / 2
     drawer_geoms = [
@@ -568,16 +560,14 @@ def _fridge(rng, scale, st: _Style) -> _Object:
     ]
     drawer_geoms += _edge_lip(front + t / 2, 0.0, drawer_h - 0.03, 0.6 * w, False, st.dark)
     dcontact = np.array([front + t / 2, rng.uniform(-0.25, 0.25) * w, dz - rng.uniform(0.0, 0.2) * drawer_h])
-    drawer = _Target(
+    drawer = _front_target(
         "freezer drawer",
         drawer_geoms,
-        np.array([front, 0.0, dz]),
-        "slide",
-        np.array([1.0, 0.0, 0.0]),
+        [front, 0.0, dz],
+        _X,
         (0.0, 0.6 * d),
-        np.array([1.0, 0.0, 0.0]),
         dcontact,
-        _front_face(front + t / 2, 0.0, dz, w, drawer_h),
+        (front + t / 2, 0.0, dz, w, drawer_h),
     )
     fixed = _carcass(w, d, h, t, st.body, st.body_mat)
     return _Object(fixed, [door, drawer], w, d, h)
