@@ -154,7 +154,7 @@ def run_episode(args: tuple[str, int, int, dict, tuple[str, ...]]) -> dict:
         for k, name in enumerate(policies):
             ctx = Context(world, obs, means, np.random.default_rng([sseed, 31, k]))
             try:
-                res = world.execute(POLICIES[name](ctx))
+                res = world.execute(POLICIES[name](ctx), render_end=False)  # outcomes only
                 out["policies"][name] = {
                     "success": res.success,
                     "opened": res.opened,
