@@ -80,12 +80,12 @@ def lift_pixel(
     """Lift a pixel with a noisy depth image (NaN or 0 = dropout): the median of a ``window`` square.
 
     One pixel of a RealSense-like image is often missing or off by millimetres; the median of its
-    neighbourhood is robust to both.  Raises ``ValueError`` when the whole window is missing.
+    neighbourhood is robust to both.  The window is centred on the nearest pixel inside the image (answers
+    at the border round outwards); raises ``ValueError`` when the whole window is missing.
     """
     h, w = depth.shape
-    r, c = int(round(float(pixel[0]))), int(round(float(pixel[1])))
-    if not (0 <= r < h and 0 <= c < w):
-        raise ValueError(f"pixel {tuple(pixel)} is outside the {w}x{h} image")
+    r = min(max(int(round(float(pixel[0]))), 0), h - 1)
+    c = min(max(int(round(float(pixel[1]))), 0), w - 1)
     k = window // 2
     patch = depth[max(0, r - k) : r + k + 1, max(0, c - k) : c + k + 1]
     valid = patch[np.isfinite(patch) & (patch > 0)]
