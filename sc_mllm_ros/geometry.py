@@ -74,6 +74,48 @@ def deproject(pixel: tuple[float, float], depth: float, intr: CameraIntrinsics) 
     return np.array([x, y, depth], dtype=float)
 
 
+def lift_pixel(
+    depth: np.ndarray, pixel: tuple[float, float], intr: CameraIntrinsics, window: int = 5
+) -> np.ndarray:
+    """Lift a pixel with a noisy depth image (NaN or 0 = dropout): the median of a ``window`` square.
+
+    One pixel of a RealSense-like image is often missing or off by millimetres; the median of its
+    neighbourhood is robust to both.  The window is centred on the nearest pixel inside the image (answers
+    at the border round outwards); raises ``ValueError`` when the whole window is missing.
+    """
+    h, w = depth.shape
+    r = min(max(int(round(float(pixel[0]))), 0), h - 1)
+    c = min(max(int(round(float(pixel[1]))), 0), w - 1)
+    k = window // 2
+    patch = depth[max(0, r - k) : r + k + 1, max(0, c - k) : c + k + 1]
+    valid = patch[np.isfinite(patch) & (patch > 0)]
+    if valid.size == 0:
+        raise ValueError(f"no depth within {window} px of pixel {tuple(pixel)}")
+    return deproject(pixel, float(np.median(valid)), intr)
+
+
+def local_normal(
+    depth: np.ndarray, pixel: tuple[float, float], intr: CameraIntrinsics, window: int = 9
+) -> np.ndarray:
+    """The depth image's local plane normal at a pixel (camera frame, facing the camera).
+
+    A least-squares plane through the valid points of a ``window`` square; ``ValueError`` with < 3.
+    """
+    h, w = depth.shape
+    r, c = int(round(float(pixel[0]))), int(round(float(pixel[1])))
+    k = window // 2
+    rows, cols = np.mgrid[max(0, r - k) : min(h, r + k + 1), max(0, c - k) : min(w, c + k + 1)]
+    z = depth[rows, cols]
+    ok = np.isfinite(z) & (z > 0)
+    if ok.sum() < 3:
+        raise ValueError(f"too little depth around pixel {tuple(pixel)} for a normal")
+    z = z[ok]
+    pts = np.column_stack([(cols[ok] - intr.cx) / intr.fx * z, (rows[ok] - intr.cy) / intr.fy * z, z])
+    _, _, vt = np.linalg.svd(pts - pts.mean(axis=0))
+    n = vt[2]
+    return -n if np.dot(n, pts.mean(axis=0)) > 0 else n
+
+
 def project(point: np.ndarray, intr: CameraIntrinsics) -> tuple[float, float]:
     """Project a 3D camera-frame point to a ``(row, col)`` pixel."""
     x, y, z = np.asarray(point, dtype=float)

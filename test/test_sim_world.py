@@ -4,7 +4,14 @@ import cv2
 import numpy as np
 import pytest
 
-from sc_mllm_ros.geometry import angle_between_deg, deproject, Pose, project, rotation_from_up_forward
+from sc_mllm_ros.geometry import (
+    angle_between_deg,
+    deproject,
+    lift_pixel,
+    Pose,
+    project,
+    rotation_from_up_forward,
+)
 from sc_mllm_ros.sim import (
     failure_cause,
     PositionExpert,
@@ -21,7 +28,7 @@ ALL = [(c, "train") for c in SEEN_CATEGORIES] + [(c, "test_unseen") for c in UNS
 
 @pytest.fixture(scope="module")
 def drawer_world():
-    with PullWorld(sample_scene(11, "train", "drawer")) as world:
+    with PullWorld(sample_scene(11, "train", "chest")) as world:
         yield world
 
 
@@ -37,7 +44,7 @@ def test_scene_generation_is_deterministic_by_seed():
     assert sample_scene(5, "train") == sample_scene(5, "train")
     assert sample_scene(5, "train") != sample_scene(6, "train")
     # held-out instances: the same seed gives another instance in test_seen
-    assert sample_scene(5, "train", "drawer") != sample_scene(5, "test_seen", "drawer")
+    assert sample_scene(5, "train", "chest") != sample_scene(5, "test_seen", "chest")
     assert {sample_scene(s, "test_unseen").category for s in range(30)} <= set(UNSEEN_CATEGORIES)
     assert {sample_scene(s, "train").category for s in range(60)} == set(SEEN_CATEGORIES)
     with pytest.raises(ValueError, match="not in split"):
@@ -48,26 +55,32 @@ def test_scene_generation_is_deterministic_by_seed():
 
 def test_headless_render_is_deterministic(drawer_world):
     obs = drawer_world.reset()
-    assert obs.rgb.shape == (112, 112, 3) and obs.rgb.dtype == np.uint8
-    assert obs.depth.shape == (112, 112) and obs.depth.dtype == np.float32
+    assert obs.rgb.shape == (224, 224, 3) and obs.rgb.dtype == np.uint8
+    assert obs.depth.shape == (224, 224) and obs.depth.dtype == np.float32
     assert obs.rgb.std() > 10  # an actual picture, not a blank frame
-    with PullWorld(sample_scene(11, "train", "drawer")) as again:
-        np.testing.assert_array_equal(again.reset().rgb, obs.rgb)
+    lost = np.isnan(obs.depth).mean()
+    assert 0.01 < lost < 0.3  # RealSense-like dropout, not a blank depth image
+    with PullWorld(sample_scene(11, "train", "chest")) as again:
+        np.testing.assert_array_equal(again.reset().rgb, obs.rgb)  # the noise is drawn from the seed
+        np.testing.assert_array_equal(again.reset().depth, obs.depth)
         mask = drawer_world.ground_truth.affordance_mask
         np.testing.assert_array_equal(again.ground_truth.affordance_mask, mask)
 
 
 def test_projection_round_trip_matches_the_renderer(drawer_world):
     obs, gt = drawer_world.reset(), drawer_world.ground_truth
+    clean = drawer_world.clean_depth
     # Pixel + rendered depth -> 3D -> pixel, over the movable part.
     rows, cols = np.nonzero(gt.affordance_mask)
     for r, c in zip(rows[::97], cols[::97]):
-        p = deproject((r, c), float(obs.depth[r, c]), obs.intrinsics)
+        p = deproject((r, c), float(clean[r, c]), obs.intrinsics)
         np.testing.assert_allclose(project(p, obs.intrinsics), (r, c), atol=1e-6)
-    # The simulator's own 3D contact lands where the renderer drew it, at the rendered depth.
+    # The simulator's own 3D contact lands where the renderer drew it, at the rendered depth, and the
+    # robust lift from the NOISY depth finds it within a centimetre.
     r, c = (int(round(x)) for x in gt.contact)
-    lifted = deproject(gt.contact, float(obs.depth[r, c]), obs.intrinsics)
+    lifted = deproject(gt.contact, float(clean[r, c]), obs.intrinsics)
     assert np.linalg.norm(lifted - gt.contact_point) < 0.01
+    assert np.linalg.norm(lift_pixel(obs.depth, gt.contact, obs.intrinsics) - gt.contact_point) < 0.01
     # camera_pose really is world_from_optical: the contact's world position matches the part's.
     world_point = obs.camera_pose[:3, :3] @ gt.contact_point + obs.camera_pose[:3, 3]
     part = drawer_world._part_point_world(np.asarray(drawer_world.scene.contact))
@@ -76,7 +89,7 @@ def test_projection_round_trip_matches_the_renderer(drawer_world):
 
 def test_ground_truth_is_consistent(drawer_world):
     gt = drawer_world.ground_truth
-    assert gt.affordance_mask.sum() > 200  # the part is large in the image
+    assert gt.affordance_mask.mean() >= 0.004  # the part shows (scenes with < 0.5 % are redrawn)
     assert failure_cause(gt, gt.contact, gt.up) == "success"
     assert angle_between_deg(gt.up, -gt.plane_normal) < 1e-6
     assert abs(np.dot(gt.up, gt.forward)) < 1e-9
@@ -85,14 +98,14 @@ def test_ground_truth_is_consistent(drawer_world):
 
 @pytest.mark.parametrize(("category", "split"), ALL)
 def test_ground_truth_pose_succeeds(category, split):
-    # Fast proxy of the >= 95% requirement (the slow sweep below checks it on 40 scenes per category).
-    assert _success_count(category, split, range(100, 106)) >= 5
+    # Fast proxy of the >= 90 % gate (the slow sweep below checks it on 40 scenes per category).
+    assert _success_count(category, split, range(100, 103)) >= 2
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("category", "split"), ALL)
-def test_ground_truth_pose_succeeds_on_95_percent(category, split):
-    assert _success_count(category, split, range(1000, 1040)) >= 38
+def test_ground_truth_pose_succeeds_on_90_percent(category, split):
+    assert _success_count(category, split, range(1000, 1040)) >= 36
 
 
 def _off_part_pixel(world) -> tuple[int, int]:
@@ -113,11 +126,11 @@ def _off_part_pixel(world) -> tuple[int, int]:
 
 def _pose(world, pixel, up) -> Pose:
     obs = world.reset()
-    point = deproject(pixel, float(obs.depth[int(pixel[0]), int(pixel[1])]), obs.intrinsics)
+    point = deproject(pixel, float(world.clean_depth[int(pixel[0]), int(pixel[1])]), obs.intrinsics)
     return Pose(point, rotation_from_up_forward(up, world.ground_truth.forward))
 
 
-@pytest.mark.parametrize("category", ["door_left", "drawer", "lid"])
+@pytest.mark.parametrize("category", ["cabinet", "chest", "storage_box"])
 def test_wrong_contacts_and_rotations_get_the_right_cause(category):
     rng = np.random.default_rng(0)
     with PullWorld(sample_scene(3, "train", category)) as world:
@@ -135,10 +148,10 @@ def test_wrong_contacts_and_rotations_get_the_right_cause(category):
             res = world.execute(_pose(world, pixel, up))
             assert res.cause == cause, res.message
             assert res.success == (cause == "success"), res.message
-        # a 20 deg tilt is still within the paper's 30 deg: labelled success, and pulls where the arm reaches
+        # a 20 deg tilt is within the paper's 30 deg label; the cup still seals (weaker) where the arm reaches
         res = world.execute(_pose(world, gt.contact, rotate_towards(gt.up, 20.0, rng)))
         assert res.cause == "success"
-        assert res.success or "inverse kinematics" in res.message, res.message
+        assert res.attached or res.unreachable, res.message
 
 
 def test_execute_is_repeatable_and_reset_restores(drawer_world):
@@ -160,7 +173,9 @@ def test_unreachable_pose_fails_cleanly(drawer_world):
     gt = drawer_world.ground_truth
     far = Pose(gt.contact_point + np.array([0.0, 0.0, 3.0]), gt.pose.rotation)
     res = drawer_world.execute(far)
-    assert not res.success and "inverse kinematics" in res.message
+    assert res.unreachable and not res.success and not res.attached
+    assert "inverse kinematics" in res.message
+    assert not drawer_world.execute(gt.pose).unreachable
 
 
 def test_experts_give_usable_hints(drawer_world):

@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (must not hold a dataset yet)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes (default: 2, both cores)")
-    parser.add_argument("--image-size", type=int, default=112, help="square camera resolution in pixels")
+    parser.add_argument("--image-size", type=int, default=224, help="square camera resolution in pixels")
     parser.add_argument(
         "--test-num", type=int, default=None, help="records per test split (default 5%% of --num)"
     )

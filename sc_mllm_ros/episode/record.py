@@ -12,10 +12,16 @@ import numpy as np
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose, rotation_from_quaternion
 
 MAX_TASK_CHARS = 200
-_VERBS = {"pull", "open", "please", "the", "a"}
-# "pull the drawer", "open the top drawer", or just "drawer"
+_VERBS = {"pull", "open", "please", "the", "a", "an", "of"}
+# "pull the drawer", "open the top drawer", "pull out the second drawer of the chest", or just "drawer"
 _TASK = re.compile(
-    r"^\s*(?:(?:please\s+)?(?:pull|open)\s+(?:the\s+|a\s+)?)?([a-z][a-z0-9 _-]*?)\s*[.!]?\s*$", re.I
+    r"^\s*(?:(?:please\s+)?(?:pull|open)(?:\s+(?:out|open))?\s+(?:the\s+|an?\s+)?)?"
+    r"([a-z][a-z0-9 _-]*?)\s*[.!]?\s*$",
+    re.I,
+)
+# Words that pick one part among several but name nothing by themselves ("pull the top" is not a task).
+_QUALIFIERS = set(
+    "top bottom middle left right upper lower front back first second third fourth inner outer".split()
 )
 
 
@@ -24,18 +30,34 @@ class BadInput(ValueError):
 
 
 def parse_task(task: str) -> str:
-    """The object name of a task string such as ``"pull the drawer"`` (-> ``"drawer"``)."""
+    """The target part of a task string, normalised.
+
+    ``"Open the left door of a cabinet."`` -> ``"left door of the cabinet"``, ``"pull the drawer"`` ->
+    ``"drawer"``.  A part may be qualified ("top drawer", "second drawer") and may name its object after
+    one "of" ("left door of the cabinet"); a qualifier alone, a dangling "of" or a second "of" are refused.
+    """
+    example = "send e.g. 'pull the drawer' or 'open the left door of the cabinet'"
     if not isinstance(task, str) or not task.strip():
-        raise BadInput("task is empty; send e.g. 'pull the drawer'")
+        raise BadInput(f"task is empty; {example}")
     if len(task) > MAX_TASK_CHARS:
         raise BadInput(f"task has {len(task)} characters, more than the {MAX_TASK_CHARS} allowed")
     m = _TASK.match(task)
     if m is None:
-        raise BadInput(f"cannot read an object from task {task!r}; send e.g. 'pull the drawer'")
-    name = " ".join(m.group(1).lower().replace("_", " ").split())
-    if name.split()[0] in _VERBS:
-        raise BadInput(f"cannot read an object from task {task!r}; send e.g. 'pull the drawer'")
-    return name
+        raise BadInput(f"cannot read an object from task {task!r}; {example}")
+    words = m.group(1).lower().replace("_", " ").split()
+    if not words or words[0] in _VERBS or words[-1] in _VERBS or words.count("of") > 1:
+        raise BadInput(f"cannot read an object from task {task!r}; {example}")
+    if "of" in words:
+        i = words.index("of")
+        part, obj = words[:i], [w for w in words[i + 1 :] if w not in ("the", "a", "an")]
+        if not obj or any(w in _VERBS for w in obj):
+            raise BadInput(f"task {task!r} names no object after 'of'; {example}")
+        words = [*part, "of", "the", *obj]
+    else:
+        part = words
+    if all(w in _QUALIFIERS for w in part) or any(w in _VERBS for w in part):
+        raise BadInput(f"task {task!r} names no part (only {' '.join(part)!r}); {example}")
+    return " ".join(words)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 Public API::
 
-    scene = sample_scene(seed, split="train", category=None)
-    world = PullWorld(scene, image_size=112)
-    obs = world.reset(); gt = world.ground_truth
-    result = world.execute(gt.pose)            # poses in the camera optical frame
+    scene = sample_scene(seed, split="train", category=None)   # splits: train, test_seen, test_unseen,
+    world = PullWorld(scene, image_size=224)                   # test_external (robosuite's door)
+    obs = world.reset(); gt = world.ground_truth               # obs: noisy RGB-D; gt from the clean render
+    result = world.execute(gt.pose)            # camera optical frame; success, opened, unreachable
+    expert_samples(split, n, seed)             # sc_mllm_ros.sim.affordance: executed affordance labels
     failure_cause(gt, contact, up); PositionExpert().hint(gt, rng); RotationExpert().hint(gt, rng)
 """
 

@@ -10,7 +10,7 @@ import numpy as np
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenes", type=int, default=18, help="scenes to build (cycled over all categories)")
-    parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--frames", type=int, default=50, help="frames rendered per measurement")
     parser.add_argument("--steps", type=int, default=5000, help="physics steps per measurement")
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from sc_mllm_ros.geometry import deproject, Pose, project, rotation_from_up_forward
+from sc_mllm_ros.geometry import lift_pixel, Pose, project, rotation_from_up_forward
 from sc_mllm_ros.sim.labels import (
     CAUSES,
     GroundTruth,
@@ -50,7 +50,7 @@ class GenConfig:
     out: str
     seed: int = 0
     workers: int = 2
-    image_size: int = 112
+    image_size: int = 224
     test_num: int | None = None  # records per test split (default 5% of num, at least 3)
     shard_size: int = 1000
     position_noise_px: float = 2.0
@@ -101,8 +101,10 @@ def _perturbed_pose(gt: GroundTruth, depth: np.ndarray, intr, cause: str, rng: n
         pixel = (float(rows[i]), float(cols[i]))
     else:
         pixel = PositionExpert(noise_px=2.0).hint(gt, rng)
-    r, c = int(round(pixel[0])), int(round(pixel[1]))
-    point = deproject(pixel, float(depth[r, c]), intr)
+    try:
+        point = lift_pixel(depth, pixel, intr)
+    except ValueError:  # no depth there (dropout): try another perturbation
+        return None
     if cause in ("rotation", "position and rotation"):
         tilt = rng.uniform(ROTATION_LIMIT_DEG + 8.0, 60.0)
     else:
@@ -167,10 +169,10 @@ def scene_records(
         for _ in range(cfg.failure_tries):
             pose = _perturbed_pose(gt, obs.depth, obs.intrinsics, wanted, rng)
             if pose is None:
-                break
+                continue
             res = world.execute(pose)
             # Keep only executions whose outcome agrees with their label (e.g. no unreachable "successes").
-            if res.cause == wanted and res.success == (wanted == "success"):
+            if res.cause == wanted and res.success == (wanted == "success") and not res.unreachable:
                 ee = res.ee_pose
                 add(
                     "failure",

@@ -17,12 +17,13 @@ CAUSES = ("success", "position", "rotation", "position and rotation")
 class GroundTruth:
     """Per-scene ground truth, everything in the camera optical frame / image of the initial observation."""
 
-    affordance_mask: np.ndarray  # HxW bool, pixels of the movable part (including its handle)
+    affordance_mask: np.ndarray  # HxW bool: where a pull succeeds (executed grid), or the part mask
     plane_normal: np.ndarray  # outward normal of the movable plane
     contact: tuple[float, float]  # best contact pixel (row, col)
     contact_point: np.ndarray  # the same point in 3D
     up: np.ndarray  # approach axis = -plane_normal
     forward: np.ndarray
+    part_mask: np.ndarray | None = None  # HxW bool, pixels of the target part (including its handle)
 
     @property
     def pose(self) -> Pose:

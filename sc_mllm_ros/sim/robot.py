@@ -176,3 +176,28 @@ class PandaIK:
     def tcp_rotation(self) -> np.ndarray:
         """TCP rotation of the last solution (world)."""
         return self.configuration.data.site(TCP_SITE).xmat.reshape(3, 3).copy()
+
+
+@functools.cache
+def _bare_ik() -> PandaIK:
+    return PandaIK(panda_spec().compile())
+
+
+def pull_reachable(contact: np.ndarray, up: np.ndarray, forward: np.ndarray, pre: float = 0.15) -> bool:
+    """Whether the Panda reaches the pre-pose, the contact and 10 cm of the pull for an approach ``up``.
+
+    World frame; uses the bare arm (IK ignores collisions), so scenes can be rejected before they are built.
+    """
+    from sc_mllm_ros.geometry import rotation_from_up_forward
+
+    ik = _bare_ik()
+    rot = rotation_from_up_forward(up, forward)
+    q, seed, ok = ik.solve_from_seeds(contact - pre * rot[:, 2], rot)
+    if not ok:
+        return False
+    rot = ik.tcp_rotation()
+    for point in (contact, contact - 0.1 * rot[:, 2]):
+        q, ok = ik.solve(point, rot, q, nominal=seed)
+        if not ok:
+            return False
+    return True

@@ -1,15 +1,17 @@
 """The pull world: a scene's MuJoCo model, its RGB-D camera, ground truth, and the suction pull primitive.
 
 The arm is driven kinematically along IK solutions (a stiff position-controlled robot); the object is
-simulated.  The suction cup is a ``connect`` equality between the movable part and a mocap body that
-follows the TCP.  It only seals when the cup meets the movable part within 30 deg of the plane normal
-(a real cup's compliance limit) and lets go when stretched more than ``break_distance``.
+simulated.  The suction cup is a ``connect`` equality between the target part and a mocap body that
+follows the commanded straight TCP path.  It seals only when its rim sits flat on the target part
+(:meth:`PullWorld.seal_check`), holds ``seal_force`` below 15 deg of tilt and nothing at 30 deg
+(:func:`seal_strength`), and lets go once the force that moves the part exceeds that.  The paper's 30 deg
+rotation LABEL is separate code (:mod:`sc_mllm_ros.sim.labels`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless; set MUJOCO_GL=osmesa where EGL is missing
@@ -18,9 +20,15 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
-from sc_mllm_ros.geometry import CameraIntrinsics, Pose, project, rotation_from_up_forward  # noqa: E402
-from sc_mllm_ros.sim.labels import failure_cause, GroundTruth, ROTATION_LIMIT_DEG  # noqa: E402
-from sc_mllm_ros.sim.objects import _yaw_matrix, SceneSpec  # noqa: E402
+from sc_mllm_ros.geometry import (  # noqa: E402
+    angle_between_deg,
+    CameraIntrinsics,
+    Pose,
+    project,
+    rotation_from_up_forward,
+)
+from sc_mllm_ros.sim.labels import failure_cause, GroundTruth  # noqa: E402
+from sc_mllm_ros.sim.objects import _look_at, _yaw_matrix, CUP_RADIUS, SceneSpec  # noqa: E402
 from sc_mllm_ros.sim.robot import (  # noqa: E402
     ARM_JOINTS,
     HOME_Q,
@@ -31,19 +39,26 @@ from sc_mllm_ros.sim.robot import (  # noqa: E402
 )
 
 PHASES = ("pre_pose", "approach", "attach", "pull", "done")
+MAX_RANGE = 10.0  # metres: farther surfaces (the sky) return no depth, like a RealSense
 _OPTICAL_FROM_MJCAM = np.diag([1.0, -1.0, -1.0])  # MuJoCo cameras look down -z with +y up
 
 
 @dataclass(frozen=True)
 class PullConfig:
-    pre_distance: float = 0.15  # paper: pre-pose at p - 0.15 up
+    pre_distance: float = 0.15  # ManipLLM: pre-pose at p - 0.15 up
     overshoot: float = 0.02  # how far past p the cup may travel looking for the surface
-    pull_distance: float = 0.2
+    pull_distance: float = 0.5  # ManipLLM: pull to p - 0.5 up (as far as the arm reaches)
     approach_speed: float = 0.3  # m/s
     pull_speed: float = 0.25
-    break_distance: float = 0.03  # the cup lets go when stretched this far
-    success_distance: float = 0.03  # paper: moved > 0.03 ...
+    seal_force: float = 30.0  # N, the cup's holding force when it sits flat
+    seal_full_deg: float = 15.0  # full holding force below this tilt ...
+    seal_zero_deg: float = 30.0  # ... falling linearly to none at this one
+    seal_flatness: float = 0.003  # m: rim contacts must lie this close to one plane
+    rim_rays: int = 8
+    success_joint: float = 0.03  # ManipLLM: the joint moved > 0.03 (rad or m) ...
+    success_range_fraction: float = 0.5  # ... or > half its range ...
     success_alignment: float = 0.3  # ... and the motion agrees with the pull direction (cos > 0.3)
+    opened_range_fraction: float = 0.25  # the stricter "opened": a quarter of the joint's range
     timestep: float = 0.002
     settle_time: float = 0.1
     waypoint_spacing: float = 0.02
@@ -51,15 +66,15 @@ class PullConfig:
 
 @dataclass(frozen=True)
 class Observation:
-    rgb: np.ndarray  # HxWx3 uint8
-    depth: np.ndarray  # HxW float32 metres (z in the optical frame)
+    rgb: np.ndarray  # HxWx3 uint8 (exposure and pixel noise applied)
+    depth: np.ndarray  # HxW float32 metres (z in the optical frame), RealSense-like noise, NaN = dropout
     intrinsics: CameraIntrinsics
     camera_pose: np.ndarray  # 4x4 world_from_camera_optical
 
 
 @dataclass(frozen=True)
 class ExecutionResult:
-    success: bool
+    success: bool  # ManipLLM's rule
     articulation_delta: float  # joint motion in the opening direction (rad or m)
     end_obs: Observation
     ee_pose: Pose  # the TCP where the cup met the surface (or stopped), camera frame
@@ -67,8 +82,10 @@ class ExecutionResult:
         str  # the paper's label of the executed pose: success | position | rotation | position and rotation
     )
     message: str
-    attached: bool = False
+    attached: bool = False  # the cup sealed
     moved: float = 0.0  # displacement of the pulled point (m)
+    unreachable: bool = False  # the arm could not reach the pre-pose or the contact: nothing was tried
+    opened: bool = False  # the stricter rate: the joint moved >= opened_range_fraction of its range
 
 
 def _quat_wxyz(rot: np.ndarray) -> list[float]:
@@ -76,69 +93,96 @@ def _quat_wxyz(rot: np.ndarray) -> list[float]:
     return [w, x, y, z]
 
 
-def look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """world_from_camera_optical rotation for a camera at ``position`` looking at ``target``, world z up."""
-    fwd = np.asarray(target, float) - np.asarray(position, float)
-    fwd /= np.linalg.norm(fwd)
-    right = np.cross(fwd, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
-    return np.column_stack([right, down, fwd])
-
-
 def _add_geoms(body, geoms, group: int = 0) -> None:
     for g in geoms:
+        common = {"rgba": g.rgba, "group": group, "contype": 0, "conaffinity": 0, "density": 300.0}
+        if g.material:
+            common["material"] = g.material
         if g.kind == "box":
-            body.add_geom(
-                type=mujoco.mjtGeom.mjGEOM_BOX,
-                pos=g.pos,
-                size=g.size,
-                rgba=g.rgba,
-                group=group,
-                contype=0,
-                conaffinity=0,
-                density=300.0,
-            )
+            body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, pos=g.pos, size=g.size, **common)
         else:  # cylinder with its axis along x: size = (radius, half length)
             body.add_geom(
                 type=mujoco.mjtGeom.mjGEOM_CYLINDER,
                 pos=g.pos,
                 size=[g.size[0], g.size[1], 0.0],
                 quat=[np.sqrt(0.5), 0.0, np.sqrt(0.5), 0.0],
-                rgba=g.rgba,
-                group=group,
-                contype=0,
-                conaffinity=0,
-                density=300.0,
+                **common,
             )
 
 
+_BUILTINS = {
+    "checker": mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+    "gradient": mujoco.mjtBuiltin.mjBUILTIN_GRADIENT,
+    "flat": mujoco.mjtBuiltin.mjBUILTIN_FLAT,
+}
+_MARKS = {
+    "none": mujoco.mjtMark.mjMARK_NONE,
+    "edge": mujoco.mjtMark.mjMARK_EDGE,
+    "cross": mujoco.mjtMark.mjMARK_CROSS,
+    "random": mujoco.mjtMark.mjMARK_RANDOM,
+}
+
+
+def _add_materials(spec: mujoco.MjSpec, scene: SceneSpec) -> None:
+    for m in scene.materials:
+        spec.add_texture(
+            name=f"tex_{m.name}",
+            type=mujoco.mjtTexture.mjTEXTURE_2D,
+            builtin=_BUILTINS[m.builtin],
+            width=64,
+            height=64,
+            rgb1=m.rgb1,
+            rgb2=m.rgb2,
+            mark=_MARKS[m.mark],
+            markrgb=[1.0 - x for x in m.rgb1],
+            random=m.random,
+        )
+        mat = spec.add_material(name=m.name, texrepeat=list(m.repeat))
+        mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = f"tex_{m.name}"
+
+
 def build_model(scene: SceneSpec, image_size: int) -> mujoco.MjModel:
-    """Compile the Panda, the floor, the scene's object, the camera and the suction constraint."""
+    """Compile the Panda, floor, backdrop, the scene's object, distractors, lights, camera and suction."""
     spec = panda_spec()
     spec.option.timestep = PullConfig.timestep
-    spec.visual.quality.shadowsize = 0
+    spec.visual.quality.shadowsize = 1024
     spec.visual.quality.offsamples = 0
     spec.visual.global_.offwidth = max(640, image_size)
     spec.visual.global_.offheight = max(480, image_size)
-    spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
-    spec.visual.headlight.diffuse = [0.35, 0.35, 0.35]
+    spec.visual.headlight.ambient = [0.3, 0.3, 0.3]
+    spec.visual.headlight.diffuse = [0.2, 0.2, 0.2]
+    _add_materials(spec, scene)
+    names = {m.name for m in scene.materials}
     world = spec.worldbody
+    plain = {"contype": 0, "conaffinity": 0}
     world.add_geom(
         type=mujoco.mjtGeom.mjGEOM_PLANE,
         size=[3, 3, 0.1],
         rgba=[0.55, 0.55, 0.58, 1],
-        contype=0,
-        conaffinity=0,
-    )
-    world.add_light(
-        type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
-        dir=scene.light_dir,
-        pos=[0, 0, 3],
-        diffuse=[0.6, 0.6, 0.6],
-        castshadow=False,
+        material="floor" if "floor" in names else "",
+        **plain,
     )
     rot_obj = _yaw_matrix(scene.object_yaw)
+    back = np.asarray(scene.object_pos) - rot_obj @ np.array([1.2, 0.0, 0.0])
+    world.add_geom(  # a backdrop wall behind the object
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        pos=[back[0], back[1], 1.5],
+        quat=_quat_wxyz(rot_obj),
+        size=[0.01, 2.5, 1.5],
+        rgba=[0.7, 0.7, 0.7, 1],
+        material="wall" if "wall" in names else "",
+        **plain,
+    )
+    for light in scene.lights:
+        world.add_light(
+            type=mujoco.mjtLightType.mjLIGHT_SPOT,
+            pos=light.pos,
+            dir=light.direction,
+            diffuse=light.diffuse,
+            cutoff=60.0,
+            castshadow=light.shadow,
+        )
+    _add_geoms(world, scene.distractors)
     obj = world.add_body(name="object", pos=scene.object_pos, quat=_quat_wxyz(rot_obj))
     _add_geoms(obj, scene.fixed_geoms)
     part = obj.add_body(name="part", pos=scene.part_pos)
@@ -151,7 +195,8 @@ def build_model(scene: SceneSpec, image_size: int) -> mujoco.MjModel:
         axis=scene.joint_axis,
         range=[lo, hi],
         limited=mujoco.mjtLimited.mjLIMITED_TRUE,
-        damping=0.3 if hinge else 2.0,
+        damping=scene.joint_damping,
+        frictionloss=scene.joint_friction,
         armature=0.01,
     )
     world.add_body(name="suction_anchor", mocap=True)
@@ -161,17 +206,54 @@ def build_model(scene: SceneSpec, image_size: int) -> mujoco.MjModel:
         name2="suction_anchor",
         objtype=mujoco.mjtObj.mjOBJ_BODY,
         active=False,
-        solref=[0.01, 1.0],
+        solref=[0.02, 1.0],  # the cup's lip is compliant
     )
-    cam_rot = look_at(np.asarray(scene.camera_pos), np.asarray(scene.camera_target)) @ _OPTICAL_FROM_MJCAM
-    world.add_camera(name="camera", pos=scene.camera_pos, quat=_quat_wxyz(cam_rot), fovy=scene.camera_fovy)
+    cam_rot = _look_at(np.asarray(scene.camera_pos), np.asarray(scene.camera_target), scene.camera_roll)
+    world.add_camera(
+        name="camera",
+        pos=scene.camera_pos,
+        quat=_quat_wxyz(cam_rot @ _OPTICAL_FROM_MJCAM),
+        fovy=scene.camera_fovy,
+    )
     return spec.compile()
 
 
-class PullWorld:
-    """One scene, ready to render, label and execute pull attempts on (``reset`` restores it)."""
+def seal_strength(tilt_deg: float, cfg: PullConfig) -> float:
+    """Holding force (N) of a cup tilted ``tilt_deg`` off the surface normal: full, then linear to 0."""
+    span = cfg.seal_zero_deg - cfg.seal_full_deg
+    return cfg.seal_force * float(np.clip((cfg.seal_zero_deg - tilt_deg) / span, 0.0, 1.0))
 
-    def __init__(self, scene: SceneSpec, image_size: int = 112, config: PullConfig | None = None):
+
+def depth_noise(depth: np.ndarray, rng: np.random.Generator, dropout: float) -> np.ndarray:
+    """RealSense-like depth: sigma 1.2 mm + 1.9 mm (z - 0.4)^2; random, depth-edge and far dropout (NaN).
+
+    Beyond ``MAX_RANGE`` nothing returns.
+    """
+    z = depth.astype(np.float32)
+    noisy = z + rng.normal(size=z.shape).astype(np.float32) * (0.0012 + 0.0019 * (z - 0.4) ** 2)
+    gy, gx = np.gradient(z)
+    edges = np.hypot(gx, gy) > 0.02 * np.maximum(z, 0.1)  # depth discontinuities lose returns
+    lost = (rng.random(z.shape) < dropout) | (edges & (rng.random(z.shape) < 0.7)) | (z > MAX_RANGE)
+    noisy[lost] = np.nan
+    return noisy
+
+
+class PullWorld:
+    """One scene, ready to render, label and execute pull attempts on (``reset`` restores it).
+
+    Observations are noisy (exposure, pixel noise, RealSense-like depth); the ground truth is computed from
+    the clean render.  ``affordance=True`` executes a grid of contacts to find where a pull with the
+    ground-truth direction really succeeds (seconds per scene, see :mod:`sc_mllm_ros.sim.affordance`);
+    otherwise ``ground_truth.affordance_mask`` is the target part's mask.
+    """
+
+    def __init__(
+        self,
+        scene: SceneSpec,
+        image_size: int = 224,
+        config: PullConfig | None = None,
+        affordance: bool = False,
+    ):
         if image_size < 16:
             raise ValueError(f"image_size must be >= 16 pixels, got {image_size}")
         self.scene = scene
@@ -187,32 +269,35 @@ class PullWorld:
                 f"headless rendering failed ({err}); MUJOCO_GL must be egl or osmesa before mujoco is first "
                 "imported: import sc_mllm_ros.sim first or export MUJOCO_GL=egl"
             ) from err
-        for flag in (
-            mujoco.mjtRndFlag.mjRND_SHADOW,
-            mujoco.mjtRndFlag.mjRND_REFLECTION,
-            mujoco.mjtRndFlag.mjRND_SKYBOX,
-        ):
+        for flag in (mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
             self.renderer.scene.flags[flag] = 0
         self.ik = PandaIK(self.model)
         self.arm_qpos = self.ik.arm_qpos
         self.arm_dof = np.array([self.model.joint(n).dofadr[0] for n in ARM_JOINTS])
         self.part_body = self.model.body("part").id
         self.part_joint = self.model.joint("part_joint")
+        self.part_dof = int(self.part_joint.dofadr[0])
         self.anchor_mocap = self.model.body("suction_anchor").mocapid[0]
         self.tcp_site = self.model.site(TCP_SITE).id
         self.camera_id = self.model.camera("camera").id
         # The arm rests turned away from the object, out of the camera's way.
         self.home_q = HOME_Q.copy()
-        self.home_q[0] = -np.sign(scene.object_pos[1]) * 1.3
+        self.home_q[0] = -np.sign(scene.object_pos[1] or 1.0) * 1.3
         self._hold_against_gravity()
         self.intrinsics = CameraIntrinsics.from_fov(scene.camera_fovy, image_size, image_size)
+        self._n_obs = 0
         self._set_initial_state()
         self.camera_pose = np.eye(4)
         self.camera_pose[:3, :3] = self.data.cam_xmat[self.camera_id].reshape(3, 3) @ _OPTICAL_FROM_MJCAM
         self.camera_pose[:3, 3] = self.data.cam_xpos[self.camera_id]
         self._camera_from_world = np.linalg.inv(self.camera_pose)
+        self.clean_depth = self._render("depth").astype(np.float32)
         self._initial_obs = self._observe()
         self.ground_truth = self._ground_truth()
+        if affordance:
+            from sc_mllm_ros.sim.affordance import affordance_mask
+
+            self.ground_truth = replace(self.ground_truth, affordance_mask=affordance_mask(self))
 
     def _hold_against_gravity(self) -> None:
         """Hinge friction that holds a horizontal-axis part (lid, oven door) where it is left."""
@@ -221,13 +306,14 @@ class PullWorld:
             return
         com = self.model.body_ipos[self.part_body]
         lever = np.linalg.norm(np.cross(com, np.asarray(self.scene.joint_axis)))
-        self.model.dof_frictionloss[self.model.jnt_dofadr[j]] = (
-            1.3 * self.model.body_mass[self.part_body] * 9.81 * lever
+        self.model.dof_frictionloss[self.model.jnt_dofadr[j]] += (
+            1.1 * self.model.body_mass[self.part_body] * 9.81 * lever
         )
 
     # -- state and rendering -------------------------------------------------------------------------------
     @property
     def object_name(self) -> str:
+        """The target part as the task names it ("top drawer", "left door of the cabinet", ...)."""
         return self.scene.object_name
 
     @property
@@ -246,11 +332,12 @@ class PullWorld:
     def _set_initial_state(self) -> None:
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self.arm_qpos] = self.home_q
+        self.data.qpos[self.part_joint.qposadr[0]] = self.scene.initial_q
         self.data.eq_active[0] = 0
         mujoco.mj_forward(self.model, self.data)
 
     def reset(self) -> Observation:
-        """Back to the initial state (arm tucked, part closed, cup released); returns the initial image."""
+        """Back to the initial state (arm tucked, part as it started, cup released); the initial image."""
         self._set_initial_state()
         return self._initial_obs
 
@@ -266,9 +353,14 @@ class PullWorld:
         return r.render()
 
     def _observe(self) -> Observation:
+        """A noisy RGB-D frame; the noise is drawn from (scene seed, frame count), so runs repeat exactly."""
+        rng = np.random.default_rng([self.scene.seed, 4242, self._n_obs])
+        self._n_obs += 1
+        rgb = self._render("rgb").astype(np.float32) * self.scene.exposure
+        rgb += rng.normal(0.0, self.scene.pixel_noise, size=rgb.shape)
         return Observation(
-            rgb=self._render("rgb").copy(),
-            depth=self._render("depth").astype(np.float32),
+            rgb=np.clip(rgb, 0, 255).astype(np.uint8),
+            depth=depth_noise(self._render("depth"), rng, self.scene.depth_dropout),
             intrinsics=self.intrinsics,
             camera_pose=self.camera_pose.copy(),
         )
@@ -278,6 +370,11 @@ class PullWorld:
         seg = self._render("segmentation")
         return np.where(seg[..., 1] == mujoco.mjtObj.mjOBJ_GEOM, seg[..., 0], -1)
 
+    def part_mask(self) -> np.ndarray:
+        """Pixels of the target part in the current state."""
+        seg = self.render_segmentation()
+        return (seg >= 0) & (self.model.geom_bodyid[np.maximum(seg, 0)] == self.part_body)
+
     def _to_camera(self, position: np.ndarray, rotation: np.ndarray) -> Pose:
         c = self._camera_from_world
         return Pose(position=c[:3, :3] @ position + c[:3, 3], rotation=c[:3, :3] @ rotation)
@@ -286,13 +383,12 @@ class PullWorld:
         return self.data.xpos[self.part_body] + self.data.xmat[self.part_body].reshape(3, 3) @ local
 
     def _ground_truth(self) -> GroundTruth:
-        seg = self.render_segmentation()
-        mask = (seg >= 0) & (self.model.geom_bodyid[np.maximum(seg, 0)] == self.part_body)
-        rot_obj = self.data.xmat[self.model.body("object").id].reshape(3, 3)
+        mask = self.part_mask()
+        rot_part = self.data.xmat[self.part_body].reshape(3, 3)
         c = self._camera_from_world[:3, :3]
-        normal = c @ rot_obj @ np.asarray(self.scene.plane_normal)
+        normal = c @ rot_part @ np.asarray(self.scene.plane_normal)
         point = self._to_camera(self._part_point_world(np.asarray(self.scene.contact)), np.eye(3)).position
-        forward = c @ rot_obj @ np.asarray(self.scene.forward)
+        forward = c @ rot_part @ np.asarray(self.scene.forward)
         rot = rotation_from_up_forward(-normal, forward)
         return GroundTruth(
             affordance_mask=mask,
@@ -301,30 +397,45 @@ class PullWorld:
             contact_point=point,
             up=rot[:, 2],
             forward=rot[:, 0],
+            part_mask=mask,
         )
 
     # -- the pull primitive --------------------------------------------------------------------------------
     def _solve_path(
         self, start: np.ndarray, end: np.ndarray, rotation: np.ndarray, q: np.ndarray, nominal: np.ndarray
     ):
-        """IK along the straight TCP segment; stops at the first unreachable waypoint."""
+        """IK along the straight TCP segment; stops at the first unreachable waypoint.
+
+        Returns the joint path and the commanded straight-line waypoints: the cup (physics) follows the
+        straight line, the drawn arm the IK solutions, which may be a few millimetres off it.
+        """
         n = max(1, int(np.ceil(np.linalg.norm(end - start) / self.config.waypoint_spacing)))
-        qs, tcps = [q], [self.ik.tcp_position()]
+        qs, tcps = [q], [start]
         for s in np.linspace(0.0, 1.0, n + 1)[1:]:
-            q, ok = self.ik.solve(start + s * (end - start), rotation, q, nominal=nominal, max_iters=20)
+            waypoint = start + s * (end - start)
+            q, ok = self.ik.solve(waypoint, rotation, q, nominal=nominal, max_iters=20)
             if not ok:
                 return qs, tcps, False
             qs.append(q)
-            tcps.append(self.ik.tcp_position())
+            tcps.append(waypoint)
         return qs, tcps, True
 
-    def _follow(self, qs, tcps, duration: float, attached_local: np.ndarray | None, on_tick=None) -> bool:
-        """Step physics while the arm tracks the joint path; returns False when the cup let go."""
+    def _seal_rows(self) -> np.ndarray:
+        return (self.data.efc_type == mujoco.mjtConstraint.mjCNSTR_EQUALITY) & (self.data.efc_id == 0)
+
+    def _follow(self, qs, tcps, duration: float, seal: _Seal | None = None, on_tick=None) -> bool:
+        """Step physics while the arm tracks the joint path (smoothstep timing); False once the seal broke.
+
+        The seal breaks when the force the cup transmits to move the part (smoothed over ~10 ms) exceeds its
+        holding force at the current tilt between the cup and the part's surface.
+        """
         n_steps = max(1, int(round(duration / self.config.timestep)))
         seg = len(qs) - 1
-        holding = attached_local is not None
+        holding = seal is not None
+        force = 0.0
         for i in range(1, n_steps + 1):
-            u = seg * i / n_steps
+            x = i / n_steps
+            u = seg * (3 * x * x - 2 * x * x * x)
             k = min(int(u), seg - 1) if seg > 0 else 0
             f = u - k if seg > 0 else 0.0
             q = qs[k] if seg == 0 else (1 - f) * qs[k] + f * qs[k + 1]
@@ -333,9 +444,19 @@ class PullWorld:
             self.data.qvel[self.arm_dof] = 0.0
             self.data.mocap_pos[self.anchor_mocap] = tcp
             mujoco.mj_step(self.model, self.data)
-            if holding and i % 10 == 0:
-                stretch = np.linalg.norm(self._part_point_world(attached_local) - tcp)
-                if stretch > self.config.break_distance:
+            if holding:
+                # The force that moves the part: the constraint force along the sealed point's direction of
+                # motion (the connect rows' Jacobian column of the part's joint).  The other components only
+                # fight the rigid joint, which a compliant arm would not.
+                rows = self._seal_rows()
+                tangent = self.data.efc_J.reshape(self.data.nefc, self.model.nv)[rows, self.part_dof]
+                now = abs(float(self.data.efc_force[rows] @ tangent)) / max(
+                    float(np.linalg.norm(tangent)), 1e-9
+                )
+                force += 0.2 * (now - force)
+                normal = self.data.xmat[self.part_body].reshape(3, 3) @ seal.normal_local
+                tilt = angle_between_deg(seal.axis, -normal)
+                if force > seal_strength(tilt, self.config):
                     self.data.eq_active[0] = 0
                     holding = False
             if on_tick is not None and i % 25 == 0:
@@ -343,8 +464,51 @@ class PullWorld:
         mujoco.mj_forward(self.model, self.data)
         return holding
 
-    def execute(self, pose: Pose, on_phase: Callable[[str, float], None] | None = None) -> ExecutionResult:
-        """Run the pull primitive for a TCP ``pose`` (camera optical frame) from the initial state."""
+    def seal_check(self, centre: np.ndarray, axis: np.ndarray) -> tuple[bool, float, str, np.ndarray]:
+        """Whether a cup touching at ``centre`` with approach ``axis`` (world) seals.
+
+        Returns (sealed, tilt in degrees, why not, the rim plane's outward normal in the world).
+
+        Physics, not the paper's label: the rim rays must all hit the target part and lie on one plane
+        within ``seal_flatness``; the tilt is measured against that plane.
+        """
+        cfg = self.config
+        e1 = np.cross(axis, [0.0, 0.0, 1.0] if abs(axis[2]) < 0.9 else [1.0, 0.0, 0.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(axis, e1)
+        groups = np.array([int(g != ROBOT_GROUP) for g in range(6)], dtype=np.uint8)
+        geom = np.array([-1], dtype=np.int32)
+        hits = []
+        for a in np.linspace(0.0, 2 * np.pi, cfg.rim_rays, endpoint=False):
+            start = centre - 0.03 * axis + CUP_RADIUS * (np.cos(a) * e1 + np.sin(a) * e2)
+            dist = mujoco.mj_ray(self.model, self.data, start, axis, groups, 1, -1, geom, None)
+            if dist < 0 or dist > 0.08 or self.model.geom_bodyid[geom[0]] != self.part_body:
+                return False, 90.0, "the cup's rim is not all on the part (an edge or a gap)", -axis
+            hits.append(start + dist * axis)
+        hits = np.asarray(hits)
+        mean = hits.mean(axis=0)
+        _, _, vt = np.linalg.svd(hits - mean)
+        normal = vt[2] if np.dot(vt[2], axis) < 0 else -vt[2]
+        if np.max(np.abs((hits - mean) @ normal)) > cfg.seal_flatness:
+            return False, 90.0, "the cup's rim does not sit flat (a handle or a step under it)", normal
+        tilt = angle_between_deg(axis, -normal)
+        if seal_strength(tilt, cfg) <= 0.0:
+            return (
+                False,
+                tilt,
+                f"the cup meets the surface {tilt:.0f} deg off its normal and does not seal",
+                normal,
+            )
+        return True, tilt, "", normal
+
+    def execute(
+        self, pose: Pose, on_phase: Callable[[str, float], None] | None = None, render_end: bool = True
+    ) -> ExecutionResult:
+        """Run ManipLLM's pull primitive for a TCP ``pose`` (camera optical frame) from the initial state.
+
+        ``render_end=False`` skips the end-state frame (``end_obs`` is then the initial one): labelling
+        grids only need the outcome.
+        """
         cfg = self.config
         self._set_initial_state()
         phase = on_phase or (lambda name, progress: None)
@@ -356,7 +520,7 @@ class PullWorld:
         phase("pre_pose", 0.0)
         q_pre, _, ok = self.ik.solve_from_seeds(pre, rot)
         if not ok:
-            return self._result(False, 0.0, pose, "inverse kinematics cannot reach the pre-pose")
+            return self._unreachable(pose, "inverse kinematics cannot reach the pre-pose", render_end)
         rot = self.ik.tcp_rotation()  # the roll about the cup's axis is IK's choice
         up = rot[:, 2]
         self.data.qpos[self.arm_qpos] = q_pre
@@ -365,66 +529,80 @@ class PullWorld:
 
         # The cup travels along its axis until it meets the first surface (or p + overshoot).
         geom = np.array([-1], dtype=np.int32)
-        normal = np.zeros(3)
         groups = np.array([int(g != ROBOT_GROUP) for g in range(6)], dtype=np.uint8)
-        hit = mujoco.mj_ray(self.model, self.data, pre, up, groups, 1, -1, geom, normal)
+        hit = mujoco.mj_ray(self.model, self.data, pre, up, groups, 1, -1, geom, None)
         reach = cfg.pre_distance + cfg.overshoot
         travel = hit if 0.0 <= hit <= reach else reach
         touch = pre + travel * up
         qs, tcps, ok = self._solve_path(self.ik.tcp_position(), touch, rot, q_pre, q_pre)
         if not ok:
-            return self._result(False, 0.0, pose, "inverse kinematics cannot reach the contact point")
+            return self._unreachable(pose, "inverse kinematics cannot reach the contact point", render_end)
         self._follow(qs, tcps, travel / cfg.approach_speed, None, lambda s: phase("approach", s))
         contact_pose = (
             self.data.site_xpos[self.tcp_site].copy(),
             self.data.site_xmat[self.tcp_site].reshape(3, 3),
         )
-        cup_axis = contact_pose[1][:, 2]
-
         on_part = 0.0 <= hit <= reach and self.model.geom_bodyid[geom[0]] == self.part_body
-        plane_normal = self.data.xmat[self.part_body].reshape(3, 3) @ np.asarray(self.scene.plane_normal)
-        tilt = np.degrees(np.arccos(np.clip(np.dot(cup_axis, -plane_normal), -1.0, 1.0)))
-        sealed = on_part and tilt <= ROTATION_LIMIT_DEG
-        attached_local = None
+        sealed, tilt, why, surface = self.seal_check(touch, up) if on_part else (False, 90.0, "", -up)
+        seal = None
+        xmat = self.data.xmat[self.part_body].reshape(3, 3)
         if sealed:
-            xmat = self.data.xmat[self.part_body].reshape(3, 3)
             attached_local = xmat.T @ (contact_pose[0] - self.data.xpos[self.part_body])
             self.model.eq_data[0, 0:3] = attached_local
             self.model.eq_data[0, 3:6] = 0.0
             self.data.mocap_pos[self.anchor_mocap] = contact_pose[0]
             self.data.eq_active[0] = 1
+            seal = _Seal(axis=up.copy(), normal_local=xmat.T @ surface)
         phase("attach", 1.0)
 
-        probe = attached_local if sealed else np.asarray(self.scene.contact)
+        probe = (
+            xmat.T @ (contact_pose[0] - self.data.xpos[self.part_body])
+            if on_part
+            else np.asarray(self.scene.contact)
+        )
         start_point = self._part_point_world(probe)
         start_q = self.data.qpos[self.part_joint.qposadr[0]]
         end = contact_pose[0] - cfg.pull_distance * up
         qs, tcps, reached = self._solve_path(contact_pose[0], end, rot, qs[-1], q_pre)
         dist = np.linalg.norm(tcps[-1] - contact_pose[0])
-        held = self._follow(
-            qs, tcps, max(dist, 1e-3) / cfg.pull_speed, attached_local, lambda s: phase("pull", s)
-        )
-        self._follow(qs[-1:], tcps[-1:], cfg.settle_time, attached_local if held else None)
+        held = self._follow(qs, tcps, max(dist, 1e-3) / cfg.pull_speed, seal, lambda s: phase("pull", s))
+        self._follow(qs[-1:], tcps[-1:], cfg.settle_time, seal if held else None)
         moved_vec = self._part_point_world(probe) - start_point
         moved = float(np.linalg.norm(moved_vec))
         align = float(np.dot(moved_vec, -up) / moved) if moved > 1e-9 else 0.0
         delta = float(self.data.qpos[self.part_joint.qposadr[0]] - start_q)
-        success = moved > cfg.success_distance and align > cfg.success_alignment
+        lo, hi = self.scene.joint_range
+        success = judge_success(delta, hi - lo, align, cfg)
+        opened = delta >= cfg.opened_range_fraction * (hi - lo)
         if success:
-            msg = f"pulled the {self.object_name}: moved {moved:.3f} m"
+            msg = f"pulled the {self.object_name}: the joint moved {delta:.3f}"
         elif not on_part:
-            msg = "the suction cup did not touch the movable part"
+            msg = f"the suction cup did not touch the {self.object_name}"
         elif not sealed:
-            msg = f"the suction cup met the part {tilt:.0f} deg off its normal and did not seal"
+            msg = why
+        elif not held and delta < cfg.success_joint:
+            msg = f"the seal broke: the {self.object_name} resisted more than the cup holds at {tilt:.0f} deg"
         else:
-            msg = f"the part moved only {moved:.3f} m (alignment {align:.2f})"
+            msg = f"the {self.object_name} moved only {delta:.3f} (alignment {align:.2f})"
         if not reached:
             msg += "; the arm stopped early (pull path out of reach)"
         phase("done", 1.0)
-        return self._result(success, delta, self._to_camera(*contact_pose), msg, attached=sealed, moved=moved)
+        return self._result(
+            success,
+            delta,
+            self._to_camera(*contact_pose),
+            msg,
+            render_end,
+            attached=sealed,
+            moved=moved,
+            opened=opened,
+        )
+
+    def _unreachable(self, pose: Pose, message: str, render_end: bool) -> ExecutionResult:
+        return self._result(False, 0.0, pose, message, render_end, unreachable=True)
 
     def _result(
-        self, success: bool, delta: float, ee: Pose, message: str, attached: bool = False, moved: float = 0.0
+        self, success: bool, delta: float, ee: Pose, message: str, render_end: bool, **extra
     ) -> ExecutionResult:
         """Package an outcome; ``ee`` is where the cup met the surface (the commanded pose if unreachable)."""
         try:
@@ -435,12 +613,11 @@ class PullWorld:
         return ExecutionResult(
             success=bool(success),
             articulation_delta=delta,
-            end_obs=self._observe(),
+            end_obs=self._observe() if render_end else self._initial_obs,
             ee_pose=ee,
             cause=cause,
             message=message,
-            attached=attached,
-            moved=moved,
+            **extra,
         )
 
     def close(self) -> None:
@@ -452,3 +629,15 @@ class PullWorld:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class _Seal:
+    axis: np.ndarray  # the cup's approach axis (world), fixed during the pull
+    normal_local: np.ndarray  # the sealed surface's outward normal in the part frame
+
+
+def judge_success(delta: float, joint_range: float, alignment: float, cfg: PullConfig) -> bool:
+    """Judge a pull by ManipLLM's rule: the joint moved > 0.03 (rad or m) or > half its range, along it."""
+    moved = delta > cfg.success_joint or delta > cfg.success_range_fraction * joint_range
+    return bool(moved and alignment > cfg.success_alignment)
