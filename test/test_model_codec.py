@@ -91,16 +91,18 @@ def test_out_of_range_is_rejected_with_clear_errors():
         FailureAnswer("gravity", "")
 
 
-def test_to_pose_rejects_bad_depth_at_contact():
+def test_to_pose_lifts_through_dropout_and_refuses_a_missing_window():
     ans = PoseAnswer.from_values(
         {"row": 168, "col": 168, "ux": 0, "uy": 0, "uz": 50, "fx": 50, "fy": 0, "fz": 0}, (480, 640)
     )
     depth = np.full((480, 640), 1.0)
     assert ans.to_pose(depth, INTR).position[2] == pytest.approx(1.0)
     r, c = round(ans.contact[0]), round(ans.contact[1])
+    depth[r, c] = np.nan  # one dropout pixel at the contact: the window's median still lifts it
+    assert ans.to_pose(depth, INTR).position[2] == pytest.approx(1.0)
     for bad in (np.nan, 0.0):
-        depth[r, c] = bad
-        with pytest.raises(ValueError, match="no valid depth at contact pixel"):
+        depth[r - 2 : r + 3, c - 2 : c + 3] = bad
+        with pytest.raises(ValueError, match="no depth within"):
             ans.to_pose(depth, INTR)
     mm = np.full((480, 640), 750, np.uint16)  # dataset depth PNGs are millimetres
     assert ans.to_pose(mm, INTR).position[2] == pytest.approx(0.75)

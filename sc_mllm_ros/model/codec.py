@@ -7,7 +7,8 @@
   (integers -50..50) and decoded as ``int * 0.02`` (ManipLLM), then normalised;
   ``geometry.rotation_from_up_forward``
   re-orthonormalises.  The angular error of one round trip is below ~2.5 degrees.
-* 3D: ``geometry.deproject`` of the contact pixel with its depth and the camera intrinsics.
+* 3D: ``geometry.lift_pixel`` (median of a small window) of the contact pixel with the noisy depth and
+  the camera intrinsics.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 
 import numpy as np
 
-from sc_mllm_ros.geometry import CameraIntrinsics, deproject, Pose, project, rotation_from_up_forward
+from sc_mllm_ros.geometry import CameraIntrinsics, lift_pixel, Pose, project, rotation_from_up_forward
 from sc_mllm_ros.model.prompts import CAUSES, FAILURE_ANSWERS, POSE_ANSWER
 
 QUANT = 0.02
@@ -141,17 +142,6 @@ def parse_failure_text(text: str) -> str:
     raise ValueError(f"not a failure answer: {text!r}")
 
 
-def lookup_depth(depth: np.ndarray, pixel: tuple[float, float]) -> float:
-    """Depth in metres at the nearest pixel (integer arrays are millimetres, as in the dataset PNGs)."""
-    depth = np.asarray(depth)
-    if depth.ndim != 2:
-        raise ValueError(f"depth must be a 2D array, got shape {depth.shape}")
-    r = min(max(int(round(pixel[0])), 0), depth.shape[0] - 1)
-    c = min(max(int(round(pixel[1])), 0), depth.shape[1] - 1)
-    d = float(depth[r, c])
-    return d / 1000.0 if np.issubdtype(depth.dtype, np.integer) else d
-
-
 def lift_pose(
     contact: tuple[float, float],
     up: np.ndarray,
@@ -164,12 +154,9 @@ def lift_pose(
         raise ValueError(
             f"depth shape {np.asarray(depth).shape} does not match intrinsics {intr.height}x{intr.width}"
         )
-    d = lookup_depth(depth, contact)
-    if not np.isfinite(d) or d <= 0.0:
-        raise ValueError(
-            f"no valid depth at contact pixel (row, col) = ({contact[0]:.1f}, {contact[1]:.1f}): {d}"
-        )
-    return Pose(position=deproject(contact, d, intr), rotation=rotation_from_up_forward(up, forward))
+    depth = np.asarray(depth)
+    metres = depth / 1000.0 if np.issubdtype(depth.dtype, np.integer) else depth
+    return Pose(position=lift_pixel(metres, contact, intr), rotation=rotation_from_up_forward(up, forward))
 
 
 def pose_to_answer_values(pose: Pose, intr: CameraIntrinsics, size: int = 336) -> dict[str, int]:
