@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "print benchmarks (sim, model, system) measured side by side"),
     "bringup": ("bringup", "run the whole ROS 2 graph in one process on the embedded arm (closed loop)"),
     "correct": ("correct", "ask /request_correction to correct an episode with expert hints"),
+    "train-experts": ("train_experts", "train the position expert (RGB-D affordance U-Net)"),
 }
 
 
