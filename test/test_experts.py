@@ -1,5 +1,6 @@
 """The RGB-D experts: plane fits on synthetic depth, the position network's contract, training, selection."""
 
+import argparse
 import ast
 import json
 import os
@@ -22,6 +23,7 @@ from sc_mllm_ros.experts import (
     RotationExpert,
     select_points,
 )
+from sc_mllm_ros.experts.bench import plane_depth
 from sc_mllm_ros.experts.metrics import evaluate_experts, hint_in_affordance, rotation_error_deg
 from sc_mllm_ros.experts.position import phrase_tokens
 from sc_mllm_ros.experts.training import AffordanceData, PositionTrainConfig, train_position_net
@@ -29,14 +31,6 @@ from sc_mllm_ros.geometry import angle_between_deg, CameraIntrinsics
 
 EXPERTS_DIR = Path(__file__).resolve().parents[1] / "sc_mllm_ros" / "experts"
 TINY = PositionNetConfig(image_size=32, widths=(8, 16, 16, 16), text_buckets=64, text_dim=8, nms_radius_px=4)
-
-
-def plane_depth(normal, point, intr: CameraIntrinsics) -> np.ndarray:
-    """Depth image of the plane through ``point`` with ``normal`` (camera optical frame)."""
-    rows, cols = np.mgrid[0 : intr.height, 0 : intr.width]
-    ray = np.stack([(cols - intr.cx) / intr.fx, (rows - intr.cy) / intr.fy, np.ones(rows.shape)], axis=-1)
-    normal = np.asarray(normal, float) / np.linalg.norm(normal)
-    return (np.dot(point, normal) / (ray @ normal)).astype(np.float32)
 
 
 def tilted_normal(deg: float) -> np.ndarray:
@@ -311,3 +305,13 @@ def test_experts_never_import_the_simulator_or_ros():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_bench_prints_latency_training_speed_and_rotation_error(capsys):
+    from sc_mllm_ros.experts import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert bench.run(parser.parse_args(["--image-size", "112", "--repeats", "1", "--train-steps", "1"])) == 0
+    out = capsys.readouterr().out
+    assert "both (Experts.hints)" in out and "steps/s at batch 16" in out and "rotation error" in out
