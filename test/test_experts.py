@@ -176,6 +176,34 @@ def test_tiny_training_puts_the_hint_inside_the_bright_rectangle():
     assert after >= 18 and after > before
 
 
+def two_handles_scene(rng: np.random.Generator, size: int = 32):
+    """A red and a blue handle on random sides; the phrase names the one that is the affordance."""
+    rgb = np.full((size, size, 3), 60, np.uint8)
+    masks = []
+    for k, colour in enumerate([(230, 40, 40), (40, 40, 230)]):
+        m = np.zeros((size, size), bool)
+        r, c = rng.integers(0, size - 8), rng.integers(0, 12) + 16 * k
+        m[r : r + 8, c : c + 6] = True
+        rgb[m] = colour
+        masks.append(m)
+    if rng.random() < 0.5:  # either side, so the position alone does not tell which is which
+        rgb, masks = rgb[:, ::-1].copy(), [m[:, ::-1].copy() for m in masks]
+    i = int(rng.integers(2))
+    return rgb, np.ones((size, size), np.float32), ["red handle", "blue handle"][i], masks[i]
+
+
+def test_the_part_phrase_selects_which_part_the_hint_lands_on():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    data = AffordanceData.encode((two_handles_scene(rng) for _ in range(128)), TINY)
+    net = PositionNet(TINY)
+    train_position_net(net, data, PositionTrainConfig(steps=200, batch_size=8, lr=5e-3), progress=False)
+    expert = PositionExpert(net)
+    held_out = [two_handles_scene(rng) for _ in range(40)]
+    hits = sum(hint_in_affordance(m, expert.hint(rgb, d, p).pixels[0]) for rgb, d, p, m in held_out)
+    assert hits >= 36  # chance (either handle) is about 20 of 40
+
+
 def test_select_points_returns_k_separated_peaks_best_first():
     score = np.zeros((40, 40))
     score[10, 10], score[11, 11], score[30, 30], score[10, 30] = 1.0, 0.9, 0.8, 0.5
