@@ -20,8 +20,9 @@ EVAL_SEED_OFFSET = 100_000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: the package's shipped weights)")
-    parser.add_argument("--samples", type=int, default=2000, help="training renders (train split only)")
-    parser.add_argument("--eval-samples", type=int, default=100, help="held-out renders per test split")
+    # Each labelled render executes a grid of pulls (seconds per sample); SC_MLLM_AFFORDANCE_CACHE keeps them.
+    parser.add_argument("--samples", type=int, default=600, help="training renders (train split only)")
+    parser.add_argument("--eval-samples", type=int, default=50, help="held-out renders per test split")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
