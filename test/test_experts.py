@@ -87,6 +87,15 @@ def test_all_nan_window_is_refused_with_a_clear_error(intr):
     assert RotationExpert().fit(depth, intr, (60.0, 60.0)).normal[2] < -0.99
 
 
+def test_sparse_depth_widens_the_window_instead_of_refusing(intr):
+    normal = tilted_normal(30.0)
+    depth = plane_depth(normal, [0.0, 0.0, 1.0], intr)
+    depth[np.random.default_rng(3).random(depth.shape) < 0.93] = np.nan
+    fit = RotationExpert().fit(depth, intr, (56.0, 56.0))
+    assert angle_between_deg(fit.normal, normal) < 2.0
+    assert fit.confidence < 0.15  # says how little of the window it saw
+
+
 def test_edge_keeps_the_surface_under_the_pixel_and_lowers_confidence(intr):
     """Half the window is a far wall: the fit follows the near part and says the window is mixed."""
     normal = tilted_normal(20.0)

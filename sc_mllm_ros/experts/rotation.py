@@ -103,14 +103,18 @@ class RotationExpert:
             )
         z0 = float(np.median(z_near))
         r_px = round(cfg.radius_m * max(intr.fx, intr.fy) / z0)
-        r = int(np.clip(r_px, cfg.min_radius_px, cfg.max_radius_px))
-        rows, cols, z = _window(depth, pixel, r)
-        total = z.size
-        ok = np.isfinite(z) & (z > 0)
-        rows, cols = rows[ok], cols[ok]
-        pts = _lift(rows, cols, z[ok], intr)
         centre = _ray(pixel, intr) * z0
-        near = np.linalg.norm(pts - centre, axis=1) < 1.5 * cfg.radius_m
+        # Sparse depth (dropout, depth edges) widens the window once, to twice the size, before refusing.
+        for scale in (1, 2):
+            r = int(np.clip(scale * r_px, cfg.min_radius_px, cfg.max_radius_px))
+            rows, cols, z = _window(depth, pixel, r)
+            total = z.size
+            ok = np.isfinite(z) & (z > 0)
+            rows, cols = rows[ok], cols[ok]
+            pts = _lift(rows, cols, z[ok], intr)
+            near = np.linalg.norm(pts - centre, axis=1) < 1.5 * scale * cfg.radius_m
+            if near.sum() >= cfg.min_points:
+                break
         if near.sum() < cfg.min_points:
             raise NoDepthError(
                 f"only {int(near.sum())} valid depth points (of {total}) within {r} px of pixel "
