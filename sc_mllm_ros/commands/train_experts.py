@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     import torch
+
+    # Building a torch optimizer imports torch._dynamo and with it triton, which crashes the process
+    # (SIGSEGV) once the simulator's EGL renderer is loaded; importing it before any rendering avoids that.
+    import torch._dynamo  # noqa: F401
     from tqdm import tqdm
 
     from sc_mllm_ros.episode.record import parse_task
