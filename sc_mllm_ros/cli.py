@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bringup": ("bringup", "run the whole ROS 2 graph in one process on the embedded arm (closed loop)"),
     "correct": ("correct", "ask /request_correction to correct an episode with expert hints"),
     "baselines": ("baselines", "fixed policies on the same scenes per split; the world's acceptance gates"),
+    "train-experts": ("train_experts", "train the position expert (RGB-D affordance U-Net)"),
 }
 
 
