@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from sc_mllm_ros.episode.agent import ModelServer
 from sc_mllm_ros.episode.bench import serving_during_learning
 from sc_mllm_ros.episode.learning import ADAPTER_FILE, LearnerWorker, newest_adapter, training_samples
+from sc_mllm_ros.episode.serving import ModelServer
 from sc_mllm_ros.episode.store import SampleStore, StoredSample
 
 

@@ -19,6 +19,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed: run tools/setup.sh")
 from rclpy.action import ActionClient  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
@@ -29,14 +30,13 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 from sc_mllm_msgs.action import ExecutePose  # noqa: E402
 from sc_mllm_msgs.msg import ExecutionOutcome, PosePrediction  # noqa: E402
 from sc_mllm_msgs.srv import RequestCorrection  # noqa: E402
-from sc_mllm_ros.episode.agent import ModelServer  # noqa: E402
 from sc_mllm_ros.episode.record import EpisodeRecord, Frame  # noqa: E402
-from sc_mllm_ros.episode.store import EpisodeStore, SampleStore  # noqa: E402
+from sc_mllm_ros.episode.serving import ModelServer  # noqa: E402
+from sc_mllm_ros.episode.store import EpisodeStore  # noqa: E402
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose  # noqa: E402
 from sc_mllm_ros.nodes import conversions as conv  # noqa: E402
-from sc_mllm_ros.nodes.correction import CorrectionNode  # noqa: E402
 from sc_mllm_ros.nodes.executor import ExecutorNode  # noqa: E402
-from sc_mllm_ros.nodes.policy import PolicyNode  # noqa: E402
+from sc_mllm_ros.nodes.model_host import ModelHost  # noqa: E402
 from sc_mllm_ros.nodes.qos import EVENTS_QOS, SENSOR_QOS  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -101,10 +101,13 @@ class Probe(Node):
         ):
             self.create_subscription(t, topic, lambda m, k=key: self.got[k].append(m), qos)
 
-    def send_frame(self, rgb_msg=None, depth_msg=None, info=True) -> None:
-        header = Header(frame_id="camera_color_optical_frame")
+    def send_frame(self, rgb_msg=None, depth_msg=None, info=True, age_s: float = 0.0) -> None:
+        stamp = self.get_clock().now() - Duration(seconds=age_s)
+        header = Header(frame_id="camera_color_optical_frame", stamp=stamp.to_msg())
         rgb = np.random.default_rng(1).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
         for _ in range(3):
+            if rgb_msg is not None:
+                rgb_msg.header = header
             self.rgb.publish(rgb_msg or conv.image_msg(rgb, "rgb8", header))
             self.depth.publish(
                 depth_msg or conv.image_msg(np.full((SIZE, SIZE), 0.7, np.float32), "32FC1", header)
@@ -125,25 +128,34 @@ def wait(predicate: Callable[[], object], timeout: float = 20.0):
 
 
 @pytest.fixture
-def policy(ros, server, tmp_path):
-    node = PolicyNode(
+def host(ros, server, tmp_path):
+    """A model host around the test's model, answering tasks without an arm."""
+    host = ModelHost(
         server,
-        EpisodeStore(tmp_path / "e.sqlite"),
-        parameter_overrides=[rclpy.parameter.Parameter("auto_execute", value=False)],
+        {"sc_mllm_model_host": {"data_dir": str(tmp_path)}, "sc_mllm_policy": {"auto_execute": False}},
     )
-    probe = Probe()
-    for n in (node, probe):
+    for n in host.nodes:
         ros.add_node(n)
+    yield host
+    for n in host.nodes:
+        ros.remove_node(n)
+    host.close()
+    for n in host.nodes:
+        n.destroy_node()
+
+
+@pytest.fixture
+def policy(ros, host):
+    probe = Probe()
+    ros.add_node(probe)
     wait(
         lambda: (
             probe.count_subscribers("/camera/color/camera_info") and probe.count_subscribers("/sc_mllm/task")
         )
     )
-    yield node, probe
-    for n in (node, probe):
-        ros.remove_node(n)
-        n.destroy_node()
-    node.close()
+    yield host.policy, probe
+    ros.remove_node(probe)
+    probe.destroy_node()
 
 
 def task_refused(probe: Probe, match: str, task: str = "pull the drawer") -> str:
@@ -166,7 +178,7 @@ def test_policy_answers_a_good_frame_with_goal_prediction_markers_and_debug_imag
     assert probe.got["goal"][0].pose == pred.pose.pose
     assert probe.got["debug"][0].height == SIZE and probe.got["debug"][0].encoding == "rgb8"
     assert {m.ns for m in probe.got["markers"][0].markers} >= {"sc_mllm_goal_frame", "sc_mllm_approach"}
-    assert node.episodes.get(pred.episode_id).attempts[0].text == pred.answer_text
+    assert node.host.episodes.get(pred.episode_id).attempts[0].text == pred.answer_text
     assert not probe.got["errors"]
 
 
@@ -180,7 +192,7 @@ def test_policy_keeps_out_of_bounds_goals_to_itself(policy) -> None:
     extrinsics = TransformStamped()  # the camera 10 m in front of the robot: every goal is out of reach
     extrinsics.transform.translation.x, extrinsics.transform.rotation.w = 10.0, 1.0
     probe.create_publisher(TransformStamped, EXTRINSICS_TOPIC, LATCHED_QOS).publish(extrinsics)
-    wait(lambda: node.gate._base_from_camera is not None)
+    wait(lambda: node.host.gate._base_from_camera is not None)
     probe.send_frame()
     probe.task.publish(String(data="pull the drawer"))
     error = wait(lambda: probe.got["errors"] and probe.got["errors"][-1].data)
@@ -189,13 +201,19 @@ def test_policy_keeps_out_of_bounds_goals_to_itself(policy) -> None:
     assert "rejected by the safety envelope, not sent" in error and pred.episode_id in error
     assert "outside the workspace box" in error
     assert not probe.got["goal"]  # the answer is visible, the goal never left the policy
-    assert node.episodes.get(pred.episode_id) is not None  # and the episode can be corrected
+    assert node.host.episodes.get(pred.episode_id) is not None  # and the episode can be corrected
 
 
 def test_missing_camera_info_is_refused(policy) -> None:
     _, probe = policy
     probe.send_frame(info=False)
     task_refused(probe, "no camera_info received yet on /camera/color/camera_info")
+
+
+def test_a_stale_frame_is_refused(policy) -> None:
+    node, probe = policy
+    probe.send_frame(age_s=10 * node.max_frame_age_s)
+    task_refused(probe, "the latest colour frame is")
 
 
 def test_wrong_encoding_is_refused(policy) -> None:
@@ -236,19 +254,14 @@ def test_nan_or_zero_depth_at_the_contact_is_refused(policy, value: float) -> No
 
 # -- /request_correction -----------------------------------------------------------------------------------
 @pytest.fixture
-def correction(ros, server, tmp_path):
-    episodes = EpisodeStore(tmp_path / "e.sqlite")
-    node = CorrectionNode(server, episodes, SampleStore(tmp_path / "s.sqlite"))
+def correction(ros, host):
     client_node = rclpy.create_node("test_correction_client")
     client = client_node.create_client(RequestCorrection, "/request_correction")
-    for n in (node, client_node):
-        ros.add_node(n)
+    ros.add_node(client_node)
     assert client.wait_for_service(timeout_sec=20)
-    yield episodes, client
-    for n in (node, client_node):
-        ros.remove_node(n)
-        n.destroy_node()
-    node.close()
+    yield host.episodes, client
+    ros.remove_node(client_node)
+    client_node.destroy_node()
 
 
 def call(client, timeout: float = 30.0, **fields) -> RequestCorrection.Response:

@@ -3,7 +3,7 @@
 It wakes on ``/sc_mllm/correction_sample``, learns every unlearned sample of the durable store on its
 own thread with its own model copy (serving never waits for it), merges with the EMA, writes the
 adapter checkpoint atomically and announces it on ``/sc_mllm/adapter_version`` (latched), which the
-policy, checker and correction service hot-swap.
+model host hot-swaps.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 
 from sc_mllm_msgs.msg import AdapterVersion, CorrectionSample
+from sc_mllm_ros import names
 from sc_mllm_ros.episode.learning import ADAPTER_FILE, AdapterRelease, LearnerWorker, newest_adapter
 from sc_mllm_ros.episode.store import SampleStore
 from sc_mllm_ros.nodes.qos import EVENTS_QOS, LATCHED_QOS
@@ -39,7 +40,7 @@ class LearnerNode(Node):
             base_version = latest[0]
             model.load_adapter(latest[1] / ADAPTER_FILE)
         self.samples = samples if samples is not None else SampleStore(root / "samples.sqlite")
-        self.version_pub = self.create_publisher(AdapterVersion, "/sc_mllm/adapter_version", LATCHED_QOS)
+        self.version_pub = self.create_publisher(AdapterVersion, names.ADAPTER_VERSION, LATCHED_QOS)
         self.releases: list[AdapterRelease] = []
         self.worker = LearnerWorker(
             OnlineLearner(model, lr=lr, ema_decay=ema_decay, steps_per_update=steps),
@@ -50,7 +51,7 @@ class LearnerNode(Node):
             ema_decay=ema_decay,
             base_version=base_version,
         )
-        self.create_subscription(CorrectionSample, "/sc_mllm/correction_sample", self._on_sample, EVENTS_QOS)
+        self.create_subscription(CorrectionSample, names.CORRECTION_SAMPLE, self._on_sample, EVENTS_QOS)
         if latest is not None:  # servers that start later swap to the adapter learned so far
             self._announce(
                 AdapterRelease(base_version, str(latest[1]), len(self.samples), 0.0, ema_decay, 0.0)
