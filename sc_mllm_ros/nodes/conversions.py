@@ -14,6 +14,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from sc_mllm_msgs.msg import ExecutionOutcome, FailureReport, PosePrediction
+from sc_mllm_ros.causes import Cause
 from sc_mllm_ros.episode.loop import ArmOutcome
 from sc_mllm_ros.episode.record import Attempt, BadInput
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose, rotation_from_quaternion
@@ -33,10 +34,10 @@ OPTICAL_FRAME = "camera_color_optical_frame"  # the camera frame every goal and 
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
 DEPTH_ENCODINGS = ("16UC1", "32FC1")  # REP 118: millimetres as uint16 or metres as float32
 CAUSE_CODES = {
-    "success": FailureReport.CAUSE_NONE,
-    "position": FailureReport.CAUSE_POSITION,
-    "rotation": FailureReport.CAUSE_ROTATION,
-    "position and rotation": FailureReport.CAUSE_POSITION_AND_ROTATION,
+    Cause.SUCCESS: FailureReport.CAUSE_NONE,
+    Cause.POSITION: FailureReport.CAUSE_POSITION,
+    Cause.ROTATION: FailureReport.CAUSE_ROTATION,
+    Cause.POSITION_AND_ROTATION: FailureReport.CAUSE_POSITION_AND_ROTATION,
 }
 
 
