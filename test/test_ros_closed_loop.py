@@ -101,3 +101,21 @@ def test_run_episode_action_corrects_a_failure_learns_it_and_serves_the_adapter(
     served = {k: v.clone() for k, v in system.server.model.adapter_state_dict().items()}
     learned = learner.worker.learner.model.adapter_state_dict()
     assert all(np.allclose(served[k].float().numpy(), learned[k].float().numpy()) for k in learned)
+
+
+def test_request_correction_answers_once_the_goal_is_accepted_and_the_verdict_follows(system) -> None:
+    client = system.client
+    client.wait_for_frames(2, 60)
+    first = client.run_episode(f"pull the {client.scene_object()}", 0, timeout=300)
+    assert first.status is EpisodeStatus.FAILED and first.attempts == 1, first
+
+    res = client.request_correction(first.episode_id, automatic=True, execute=True, timeout=120)
+    assert res.accepted and res.executed and res.attempt == 1, res.message
+    assert res.prediction.prompt_family == "correction" and res.prediction.episode_id == first.episode_id
+    report = client.wait_for_report(first.episode_id, 1, 120)
+    graded = client.wait_for(
+        lambda: (a := system.host.episodes.get(first.episode_id).attempts[1]).cause and a, 30, "the record"
+    )
+    assert graded.executed and graded.success == report.success
+    # a correction the checker accepts is learned, one it refuses is not
+    client.wait_for(lambda: len(system.host.samples) == int(report.success) or None, 30, "the sample store")

@@ -410,3 +410,28 @@ def test_pause_refuses_goals_until_released_and_a_safe_goal_runs(executor) -> No
     outcome = wait(lambda: len(probe.got["outcome"]) > n_out and probe.got["outcome"][-1])
     assert outcome.episode_id == "test" and outcome.end_image.height == node.backend.frame.rgb.shape[0]
     assert "pulled" in outcome.message  # the ground-truth pose opens the part in the simulator
+
+
+# -- learner: the two tunables change at run time, the rest is read-only --------------------------------
+def test_learner_takes_lr_and_ema_decay_at_run_time_and_refuses_the_rest(ros, server, tmp_path) -> None:
+    from rclpy.parameter import Parameter
+
+    from sc_mllm_ros.episode.store import SampleStore
+    from sc_mllm_ros.nodes.learner import LearnerNode
+
+    node = LearnerNode(
+        server.model.clone(),
+        SampleStore(tmp_path / "s.sqlite"),
+        parameter_overrides=[Parameter("data_dir", value=str(tmp_path))],
+    )
+    try:
+        results = node.set_parameters([Parameter("lr", value=5e-4), Parameter("ema_decay", value=0.9)])
+        assert all(r.successful for r in results)
+        learner = node.worker.learner
+        assert {g["lr"] for g in learner.opt.param_groups} == {5e-4} and learner.ema.decay == 0.9
+        assert not node.set_parameters([Parameter("steps_per_update", value=7)])[0].successful
+        assert not node.set_parameters([Parameter("ema_decay", value=1.5)])[0].successful  # out of range
+        assert learner.ema.decay == 0.9
+    finally:
+        node.close()
+        node.destroy_node()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
 from sc_mllm_msgs.msg import AdapterVersion, CorrectionSample
@@ -29,8 +30,11 @@ class LearnerNode(Node):
         model_path = declare(self, "model_path", "", "SC-MLLM checkpoint the adapter is learned on")
         root = data_dir(self)
         adapter_dir = root / declare(self, "adapter_subdir", "adapters", "adapter checkpoints under data_dir")
-        lr = declare(self, "lr", 1e-3, "learning rate of the online updates", (1e-7, 1.0))
-        ema_decay = declare(self, "ema_decay", 0.5, "EMA decay merging the updated adapter", (0.0, 0.999))
+        # The two tunables: a change takes effect from the next update (see _retune).
+        lr = declare(self, "lr", 1e-3, "learning rate of the online updates", (1e-7, 1.0), read_only=False)
+        ema_decay = declare(
+            self, "ema_decay", 0.5, "EMA decay merging the updated adapter", (0.0, 0.999), read_only=False
+        )
         steps = declare(self, "steps_per_update", 4, "optimiser steps per online update", (1, 10000))
         min_samples = declare(self, "min_samples", 1, "samples to wait for before an update", (1, 10000))
         model = model if model is not None else load_model(model_path)
@@ -51,6 +55,7 @@ class LearnerNode(Node):
             ema_decay=ema_decay,
             base_version=base_version,
         )
+        self.add_post_set_parameters_callback(self._retune)
         self.create_subscription(CorrectionSample, names.CORRECTION_SAMPLE, self._on_sample, EVENTS_QOS)
         if latest is not None:  # servers that start later swap to the adapter learned so far
             self._announce(
@@ -59,6 +64,19 @@ class LearnerNode(Node):
         self.worker.start()
         self.worker.notify()  # samples stored while no learner ran are learned first
         self.get_logger().info(f"learner ready: adapter v{base_version}, {len(self.samples)} samples stored")
+
+    def _retune(self, params: list[Parameter]) -> None:
+        """Apply a new ``lr`` or ``ema_decay`` (already range-checked by their descriptors)."""
+        learner = self.worker.learner
+        for p in params:
+            if p.name == "lr":
+                for group in learner.opt.param_groups:
+                    group["lr"] = p.value
+            elif p.name == "ema_decay":
+                learner.ema.decay = self.worker.ema_decay = p.value
+            else:
+                continue
+            self.get_logger().info(f"{p.name} is now {p.value:g}")
 
     def _on_sample(self, msg: CorrectionSample) -> None:
         self.get_logger().info(f"sample {msg.sample_id} of episode {msg.episode_id} stored; learning")
