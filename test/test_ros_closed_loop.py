@@ -6,7 +6,6 @@ corrections with the automatic experts, a learned adapter, and the same task aga
 
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed: run tools/setup.sh")
 
 from sc_mllm_ros.client import EpisodeStatus  # noqa: E402
-from sc_mllm_ros.episode.learning import newest_adapter  # noqa: E402
+from sc_mllm_ros.episode.adapters import AdapterStore  # noqa: E402
 from sc_mllm_ros.nodes.learner import LearnerNode  # noqa: E402
 from sc_mllm_ros.nodes.system import compose  # noqa: E402
 
@@ -87,10 +86,9 @@ def test_run_episode_action_corrects_a_failure_learns_it_and_serves_the_adapter(
     assert record.attempts[-1].hint_contact is not None  # the experts' hints went into the prompt
     version = client.wait_for_version(0, 300)
     assert version.version == 1 and version.num_samples == 1
-    adapters = tmp_path / "data" / "adapters"
-    assert newest_adapter(adapters)[0] == 1
-    release = json.loads((adapters / "v00001" / "release.json").read_text())
-    assert release["sample_ids"] == [sample.sample_id]
+    adapters = AdapterStore(tmp_path / "data" / "adapters")
+    assert adapters.newest() == (1, adapters.path(1)) and version.path == str(adapters.path(1))
+    assert adapters.release(version.path)["sample_ids"] == [sample.sample_id]
     learner = system.node(LearnerNode)
     assert learner.releases[-1].version == 1 and not learner.worker.errors
 

@@ -435,3 +435,38 @@ def test_learner_takes_lr_and_ema_decay_at_run_time_and_refuses_the_rest(ros, se
     finally:
         node.close()
         node.destroy_node()
+
+
+# -- the model host process: Ctrl-C ends it cleanly ------------------------------------------------------
+def test_the_model_host_process_exits_0_on_sigint(tmp_path) -> None:
+    import signal
+
+    env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN)}
+    cmd = [sys.executable, "-c", "from sc_mllm_ros.nodes.model_host import main; main()"]
+    proc = subprocess.Popen(
+        [*cmd, "--ros-args", "-p", f"data_dir:={tmp_path}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if "model host ready" in line:
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(180), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, "".join(lines)
+    finally:
+        proc.kill()
+    reader.join(10)
+    out = "".join(lines)
+    assert "Traceback" not in out and "RCLError" not in out, out

@@ -16,7 +16,8 @@ from std_msgs.msg import Header
 
 from sc_mllm_msgs.msg import AdapterVersion, CorrectionSample
 from sc_mllm_ros import names
-from sc_mllm_ros.episode.learning import ADAPTER_FILE, AdapterRelease, LearnerWorker, newest_adapter
+from sc_mllm_ros.episode.adapters import AdapterStore
+from sc_mllm_ros.episode.learning import AdapterRelease, LearnerWorker
 from sc_mllm_ros.episode.store import SampleStore
 from sc_mllm_ros.nodes.qos import EVENTS_QOS, LATCHED_QOS
 from sc_mllm_ros.nodes.runtime import console_main, data_dir, declare, load_model
@@ -39,10 +40,10 @@ class LearnerNode(Node):
         min_samples = declare(self, "min_samples", 1, "samples to wait for before an update", (1, 10000))
         model = model if model is not None else load_model(model_path)
         base_version = 0
-        latest = newest_adapter(adapter_dir)
+        latest = AdapterStore(adapter_dir).newest()
         if latest is not None:
             base_version = latest[0]
-            model.load_adapter(latest[1] / ADAPTER_FILE)
+            AdapterStore.load(model, latest[1])
         self.samples = samples if samples is not None else SampleStore(root / "samples.sqlite")
         self.version_pub = self.create_publisher(AdapterVersion, names.ADAPTER_VERSION, LATCHED_QOS)
         self.releases: list[AdapterRelease] = []
