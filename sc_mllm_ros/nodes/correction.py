@@ -35,6 +35,8 @@ class CorrectionNode(Node):
         self.host = host
         self._running = threading.Lock()
         self._running_episode = ""
+        # episodes whose executed correction awaits its verdict: a second correction would race its record
+        self._pending: set[str] = set()
         self.sample_pub = self.create_publisher(CorrectionSample, names.CORRECTION_SAMPLE, EVENTS_QOS)
         self.create_service(
             RequestCorrection,
@@ -89,6 +91,8 @@ class CorrectionNode(Node):
                 if req.episode_id
                 else "no episode to correct yet: send a task first"
             )
+        if rec.episode_id in self._pending or host.running_episode == rec.episode_id:
+            raise BadInput(f"episode {rec.episode_id} is still executing; ask again once it is graded")
         self._running_episode = rec.episode_id
         hints = self._hints(req, rec)
         attempt = host.call_model(host.server.correct, rec, hints).result(timeout=host.timeout)
@@ -111,13 +115,17 @@ class CorrectionNode(Node):
             self._conclude(rec, attempt, execution.outcome)
             return res
         # The verdict follows on the failure report; this answer does not wait for it.
+        self._pending.add(rec.episode_id)
         execution.outcome.add_done_callback(lambda f: host.call_model(self._conclude, rec, attempt, f))
         res.message = f"{message}; executing, the verdict follows on {names.FAILURE_REPORT}"
         return res
 
     def _conclude(self, rec: EpisodeRecord, attempt, outcome: Future) -> None:
         """Grade the executed correction as the loop does, record it, and learn it if it succeeded."""
-        step = conclude(rec, attempt, outcome.result(), self.host.checker)
-        self.host.episodes.set_attempts(rec.episode_id, rec.attempts)
-        if step.verdict is Verdict.SUCCESS:
-            self.host.learn(rec, attempt)
+        try:
+            step = conclude(rec, attempt, outcome.result(), self.host.checker)
+            self.host.episodes.set_attempts(rec.episode_id, rec.attempts)
+            if step.verdict is Verdict.SUCCESS:
+                self.host.learn(rec, attempt)
+        finally:
+            self._pending.discard(rec.episode_id)

@@ -233,6 +233,7 @@ class ModelHost(Node):
         # on another, one at a time (they wait on the arm while the model may answer a correction).
         self._model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc_mllm_model")
         self._episode_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc_mllm_episode")
+        self.running_episode = ""  # the episode the loop runs now; corrections of it are refused meanwhile
         self.gate = GoalGate(self)
         self.error_pub = self.create_publisher(String, names.ERRORS, EVENTS_QOS)
         self.policy = PolicyNode(self, **params("sc_mllm_policy"))
@@ -286,6 +287,7 @@ class ModelHost(Node):
             if on_step is not None:
                 on_step(s)
 
+        self.running_episode = record.episode_id
         try:
             return run_episode(
                 record,
@@ -300,6 +302,8 @@ class ModelHost(Node):
         except BadInput as err:
             self.error(self, f"episode {record.episode_id} ('{record.task}') stopped: {err}")
             raise
+        finally:
+            self.running_episode = ""
 
     def learn(self, record: EpisodeRecord, attempt: Attempt) -> None:
         """A correction the checker accepted: stored durably, then the learner is told."""
