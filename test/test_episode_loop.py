@@ -126,3 +126,19 @@ def test_corrections_stop_at_the_limit() -> None:
     assert out.attempts == 3 and len(policy.hints) == 2 and not out.success
     with pytest.raises(ValueError):
         run(arm, ScriptedChecker([]), max_corrections=-1)
+
+
+def test_a_stop_request_ends_the_episode_before_the_next_correction() -> None:
+    record = EpisodeRecord("ep", "pull the drawer", "drawer", FRAME)
+    policy = FakePolicy()
+    asked = []
+
+    def stop() -> bool:
+        asked.append(len(record.attempts))
+        return True
+
+    out = run_episode(
+        record, policy, ScriptedArm([(True, False)]), ScriptedChecker([False]), FixedExperts(), 3, stop=stop
+    )
+    assert out.stopped and out.attempts == 1 and asked == [1] and not policy.hints
+    assert out.verdicts == [Verdict.FAILURE]

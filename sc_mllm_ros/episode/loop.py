@@ -91,6 +91,7 @@ class Step:
 class EpisodeRun:
     record: EpisodeRecord
     steps: list[Step] = field(default_factory=list)
+    stopped: bool = False  # ``stop`` ended it before a correction it would have made
 
     @property
     def attempts(self) -> int:
@@ -166,14 +167,15 @@ def run_episode(
     gate: Gate = Gate.CHECKER,
     first: Attempt | None = None,
     on_step: Callable[[Step], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> EpisodeRun:
     """Run ``record``'s task: the policy's answer, then a correction after each failure (``max_corrections``).
 
     A completed attempt is always graded by the checker; ``gate`` picks which verdict decides. An attempt
     the arm did not complete is a failure to correct, without asking the checker. A correction that
     succeeds goes to ``learn``. ``first``: the policy's answer when the caller already has it.
-    ``on_step`` sees every step as it ends (feedback, persistence). The attempts are appended to
-    ``record`` with their verdicts.
+    ``on_step`` sees every step as it ends (feedback, persistence); ``stop`` is asked before each
+    correction (a cancelled action). The attempts are appended to ``record`` with their verdicts.
     """
     if max_corrections < 0:
         raise ValueError(f"max_corrections must be >= 0, got {max_corrections}")
@@ -181,6 +183,9 @@ def run_episode(
     attempt = first if first is not None else policy.predict(record.frame, record.object_name)
     for k in range(max_corrections + 1):
         if k > 0:
+            if stop is not None and stop():
+                run.stopped = True
+                break
             attempt = policy.correct(record, experts.hints(record))
         record.attempts.append(attempt)
         step = conclude(record, attempt, arm.execute(record, attempt), checker, gate)

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 import threading
 
-from rclpy.action import ActionClient, ActionServer
+from rclpy.action import ActionClient, ActionServer, CancelResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -247,6 +247,7 @@ class ModelHost(Node):
             RunEpisode,
             names.RUN_EPISODE,
             self._run_episode,
+            cancel_callback=lambda _: CancelResponse.ACCEPT,  # honoured before the next correction
             callback_group=ReentrantCallbackGroup(),
         )
         self.get_logger().info(
@@ -269,10 +270,12 @@ class ModelHost(Node):
         future.add_done_callback(self._read)
         return future
 
-    def start_episode(self, record: EpisodeRecord, max_corrections: int, experts, on_step=None) -> Future:
+    def start_episode(
+        self, record: EpisodeRecord, max_corrections: int, experts, on_step=None, stop=None
+    ) -> Future:
         """Run ``record``'s episode on the episode worker (queued behind the one running, if any)."""
         self.episodes.add(record)
-        future = self._episode_pool.submit(self._episode, record, max_corrections, experts, on_step)
+        future = self._episode_pool.submit(self._episode, record, max_corrections, experts, on_step, stop)
         future.add_done_callback(self._read)
         return future
 
@@ -281,7 +284,7 @@ class ModelHost(Node):
         self.error_pub.publish(String(data=f"{node.get_name()}: {text}"))
 
     # -- the loop ----------------------------------------------------------------------------------------
-    def _episode(self, record: EpisodeRecord, max_corrections: int, experts, on_step):
+    def _episode(self, record: EpisodeRecord, max_corrections: int, experts, on_step, stop):
         def step(s: Step) -> None:
             self.episodes.set_attempts(record.episode_id, record.attempts)
             if on_step is not None:
@@ -298,6 +301,7 @@ class ModelHost(Node):
                 max_corrections,
                 self.learn,
                 on_step=step,
+                stop=stop,
             )
         except BadInput as err:
             self.error(self, f"episode {record.episode_id} ('{record.task}') stopped: {err}")
@@ -353,7 +357,13 @@ class ModelHost(Node):
 
         experts = self.experts.choose(goal.position_expert, goal.rotation_expert)
         try:
-            run = self.start_episode(record, int(goal.max_corrections), experts, feedback).result()
+            run = self.start_episode(
+                record,
+                int(goal.max_corrections),
+                experts,
+                feedback,
+                stop=lambda: goal_handle.is_cancel_requested,
+            ).result()
         except (BadInput, TimeoutError) as err:
             result.attempts, result.causes = len(record.attempts), [a.cause or "" for a in record.attempts]
             result.message = f"stopped after {len(record.attempts)} attempt(s): {err}"
@@ -361,7 +371,13 @@ class ModelHost(Node):
             return result
         result.success, result.attempts, result.causes = run.success, run.attempts, run.causes
         result.message = f"{run.verdicts[-1].value} after {run.attempts} attempt(s)"
-        goal_handle.succeed() if run.success else goal_handle.abort()
+        if run.stopped:
+            result.message += "; canceled before the next correction"
+            goal_handle.canceled()
+        elif run.success:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
         return result
 
     def _on_adapter(self, msg: AdapterVersion) -> None:
