@@ -59,6 +59,8 @@ class ScMllmCommander(Node):
         self.versions: deque[AdapterVersion] = deque(maxlen=KEEP)
         self.errors: deque[str] = deque(maxlen=KEEP)
         self.frames = 0
+        self._episode = None  # the goal handle of the episode started last, and its feedback
+        self._feedback: list[RunEpisode.Feedback] = []
         group = ReentrantCallbackGroup()
         self.task_pub = self.create_publisher(String, names.TASK, 10)
         for msg_type, topic, store, qos in (
@@ -119,6 +121,64 @@ class ScMllmCommander(Node):
         start = self.frames
         self.wait_for(lambda: self.frames >= start + count, timeout, "camera frames")
 
+    def start_episode(
+        self,
+        task: str,
+        max_corrections: int = 3,
+        position_expert: bool = True,
+        rotation_expert: bool = True,
+        timeout: float = 60.0,
+    ) -> bool:
+        """Send an episode to the model host's ``run_episode`` action; whether it took the goal.
+
+        Follow it with :meth:`episode_feedback`, :meth:`cancel_episode` and :meth:`episode_result`.
+        """
+        if not self.episode_client.wait_for_server(timeout_sec=timeout):
+            raise TimeoutError(f"action {names.RUN_EPISODE} is not available")
+        feedback: list[RunEpisode.Feedback] = []
+        self._feedback = feedback
+        goal = RunEpisode.Goal(
+            task=task,
+            max_corrections=max_corrections,
+            position_expert=position_expert,
+            rotation_expert=rotation_expert,
+        )
+        sent = self.episode_client.send_goal_async(
+            goal, feedback_callback=lambda m: self._add(feedback, m.feedback)
+        )
+        self._episode = self._future(sent, timeout, f"{names.RUN_EPISODE} to take the goal")
+        return self._episode.accepted
+
+    def episode_feedback(self) -> list[RunEpisode.Feedback]:
+        """The feedback of the episode started last, one per attempt so far."""
+        return list(self._feedback)
+
+    def cancel_episode(self, timeout: float = 30.0) -> None:
+        """Ask the host to stop the episode started last before its next correction."""
+        self._future(self._episode.cancel_goal_async(), timeout, "the cancel request")
+
+    def episode_result(self, timeout: float = 600.0) -> EpisodeResult:
+        """Wait for the episode started last to end; its typed result."""
+        if not self._episode.accepted:
+            return EpisodeResult(EpisodeStatus.REJECTED, False, 0, [], "", "the goal was rejected")
+        response = self._future(self._episode.get_result_async(), timeout, "the episode")
+        res = response.result
+        if response.status == GoalStatus.STATUS_SUCCEEDED:
+            status = EpisodeStatus.SUCCEEDED
+        elif response.status == GoalStatus.STATUS_CANCELED:
+            status = EpisodeStatus.CANCELED
+        else:
+            status = EpisodeStatus.FAILED if res.attempts else EpisodeStatus.REFUSED
+        return EpisodeResult(
+            status,
+            res.success,
+            res.attempts,
+            list(res.causes),
+            res.episode_id,
+            res.message,
+            self.episode_feedback(),
+        )
+
     def run_episode(
         self,
         task: str,
@@ -128,32 +188,8 @@ class ScMllmCommander(Node):
         timeout: float = 600.0,
     ) -> EpisodeResult:
         """Run one episode on the model host's ``run_episode`` action and wait for its result."""
-        if not self.episode_client.wait_for_server(timeout_sec=min(timeout, 60.0)):
-            raise TimeoutError(f"action {names.RUN_EPISODE} is not available")
-        feedback: list[RunEpisode.Feedback] = []
-        goal = RunEpisode.Goal(
-            task=task,
-            max_corrections=max_corrections,
-            position_expert=position_expert,
-            rotation_expert=rotation_expert,
-        )
-        sent = self.episode_client.send_goal_async(
-            goal, feedback_callback=lambda m: feedback.append(m.feedback)
-        )
-        handle = self._future(sent, timeout, f"{names.RUN_EPISODE} to take the goal")
-        if not handle.accepted:
-            return EpisodeResult(EpisodeStatus.REJECTED, False, 0, [], "", "the goal was rejected")
-        response = self._future(handle.get_result_async(), timeout, f"the episode '{task}'")
-        res = response.result
-        if response.status == GoalStatus.STATUS_SUCCEEDED:
-            status = EpisodeStatus.SUCCEEDED
-        elif response.status == GoalStatus.STATUS_CANCELED:
-            status = EpisodeStatus.CANCELED
-        else:
-            status = EpisodeStatus.FAILED if res.attempts else EpisodeStatus.REFUSED
-        return EpisodeResult(
-            status, res.success, res.attempts, list(res.causes), res.episode_id, res.message, feedback
-        )
+        self.start_episode(task, max_corrections, position_expert, rotation_expert, min(timeout, 60.0))
+        return self.episode_result(timeout)
 
     def request_correction(
         self,

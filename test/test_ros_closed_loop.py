@@ -117,3 +117,14 @@ def test_request_correction_answers_once_the_goal_is_accepted_and_the_verdict_fo
     assert graded.executed and graded.success == report.success
     # a correction the checker accepts is learned, one it refuses is not
     client.wait_for(lambda: len(system.host.samples) == int(report.success) or None, 30, "the sample store")
+
+
+def test_a_canceled_episode_stops_before_its_next_correction(system) -> None:
+    client = system.client
+    client.wait_for_frames(2, 60)
+    assert client.start_episode(f"pull the {client.scene_object()}", MAX_CORRECTIONS)
+    client.cancel_episode()  # while the policy answers: the attempt runs, its correction does not
+    res = client.episode_result(300)
+    assert res.status is EpisodeStatus.CANCELED and not res.success, res
+    assert res.attempts == 1 and "canceled" in res.message
+    assert [f.verdict for f in res.feedback] == ["failure"]  # graded a failure on this scene
