@@ -180,15 +180,10 @@ class ScMllmCommander(Node):
         )
 
     def run_episode(
-        self,
-        task: str,
-        max_corrections: int = 3,
-        position_expert: bool = True,
-        rotation_expert: bool = True,
-        timeout: float = 600.0,
+        self, task: str, max_corrections: int = 3, timeout: float = 600.0, **experts: bool
     ) -> EpisodeResult:
-        """Run one episode on the model host's ``run_episode`` action and wait for its result."""
-        self.start_episode(task, max_corrections, position_expert, rotation_expert, min(timeout, 60.0))
+        """Run one episode and wait for its result; ``experts``: see :meth:`start_episode`."""
+        self.start_episode(task, max_corrections, timeout=min(timeout, 60.0), **experts)
         return self.episode_result(timeout)
 
     def request_correction(
