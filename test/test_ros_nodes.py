@@ -470,3 +470,45 @@ def test_the_model_host_process_exits_0_on_sigint(tmp_path) -> None:
     reader.join(10)
     out = "".join(lines)
     assert "Traceback" not in out and "RCLError" not in out, out
+
+
+def test_a_goal_the_arm_never_finishes_ends_unreachable_at_the_time_limit(ros, server, tmp_path) -> None:
+    from rclpy.action import ActionServer
+    from rclpy.callback_groups import ReentrantCallbackGroup
+
+    release = threading.Event()
+
+    def hang(goal_handle):  # an arm that takes the goal and never answers (until the test ends)
+        release.wait(30)
+        goal_handle.abort()
+        return ExecutePose.Result(message="released")
+
+    # A cell of its own in namespace /lost (relative names), away from the other tests' executor.
+    arm = rclpy.create_node("test_lost_arm", namespace="/lost")
+    ActionServer(arm, ExecutePose, "sc_mllm/execute_pose", hang, callback_group=ReentrantCallbackGroup())
+    # An envelope that takes any goal: other tests' arms latch camera extrinsics on this domain.
+    anywhere = {"workspace_min": [-1e3] * 3, "workspace_max": [1e3] * 3, "max_approach_angle_deg": 180.0}
+    params = {"data_dir": str(tmp_path), "timeout_s": 1.0, **anywhere}
+    host = ModelHost(server, {"sc_mllm_model_host": params}, ["--ros-args", "-r", "__ns:=/lost"])
+    client_node = rclpy.create_node("test_correction_client")
+    client = client_node.create_client(RequestCorrection, "/lost/request_correction")
+    nodes = [arm, client_node, *host.nodes]
+    for n in nodes:
+        ros.add_node(n)
+    try:
+        assert client.wait_for_service(timeout_sec=20)
+        wait(host.arm.client.server_is_ready)
+        rec = add_episode(host.episodes, server)
+        res = call(client, has_contact_hint=True, contact_row=5, contact_col=5, execute=True)
+        assert res.accepted and res.executed, res.message  # answered at acceptance
+        att = wait(lambda: (a := host.episodes.get(rec.episode_id).attempts[-1]).cause and a, 20)
+        assert att.cause == "unreachable" and not att.executed and "did not finish" in att.report_text
+        again = call(client, has_contact_hint=True, contact_row=6, contact_col=6)  # no longer pending
+        assert again.accepted, again.message
+    finally:
+        release.set()
+        for n in nodes:
+            ros.remove_node(n)
+        host.close()
+        for n in nodes:
+            n.destroy_node()

@@ -95,28 +95,30 @@ class ActionArm:
             self._in_flight.add(eid)
             self._ends.pop(eid, None)
         ex = Execution(pred, Future(), Future())
+        # A goal whose result never comes (a lost arm) ends as not completed instead of waiting forever.
+        late = ArmOutcome(False, f"the arm did not finish within {self.host.timeout:.0f} s")
+        timer = threading.Timer(self.host.timeout, self._finish, (eid, ex, late))
+        timer.daemon = True
+        timer.start()
+        ex.outcome.add_done_callback(lambda _: timer.cancel())
         goal = ExecutePose.Goal(target=pred.pose, primitive=ExecutePose.Goal.PRIMITIVE_PULL, episode_id=eid)
         self.client.send_goal_async(goal).add_done_callback(lambda f: self._on_response(eid, f, ex))
         return ex
 
     def execute(self, record: EpisodeRecord, attempt: Attempt) -> ArmOutcome:
-        try:
-            return self.send(record, attempt).outcome.result(timeout=self.host.timeout)
-        except TimeoutError:
-            self._forget(record.episode_id)
-            return ArmOutcome(False, f"the arm did not finish within {self.host.timeout:.0f} s")
+        return self.send(record, attempt).outcome.result()
 
-    def _forget(self, eid: str) -> None:
+    def _finish(self, eid: str, ex: Execution, outcome: ArmOutcome) -> None:
+        """End ``ex`` with ``outcome``, once: the first of the result and the time limit wins."""
         with self._lock:
+            if ex.outcome.done():
+                return
             self._in_flight.discard(eid)
             self._ends.pop(eid, None)
             self._waiting.pop(eid, None)
-
-    def _finish(self, eid: str, ex: Execution, outcome: ArmOutcome) -> None:
-        self._forget(eid)
-        if not ex.accepted.done():
-            ex.accepted.set_result(outcome.completed)
-        ex.outcome.set_result(outcome)
+            if not ex.accepted.done():
+                ex.accepted.set_result(outcome.completed)
+            ex.outcome.set_result(outcome)
 
     def _on_response(self, eid: str, future, ex: Execution) -> None:
         handle = future.result()
@@ -125,7 +127,10 @@ class ActionArm:
                 eid, ex, ArmOutcome(False, "the arm refused the goal (another primitive is running)")
             )
             return
-        ex.accepted.set_result(True)
+        with self._lock:
+            if ex.accepted.done():  # the time limit ended it first
+                return
+            ex.accepted.set_result(True)
         handle.get_result_async().add_done_callback(lambda f: self._on_result(eid, f, ex))
 
     def _on_result(self, eid: str, future, ex: Execution) -> None:
