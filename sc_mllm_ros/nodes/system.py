@@ -43,12 +43,19 @@ class System:
     client: ScMllmCommander
     executor: MultiThreadedExecutor
     _thread: threading.Thread = field(init=False)
+    _stop: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         for node in [*self.nodes, self.client]:
             self.executor.add_node(node)
-        self._thread = threading.Thread(target=self.executor.spin, name="sc_mllm_executor", daemon=True)
+        self._thread = threading.Thread(target=self._spin, name="sc_mllm_executor", daemon=True)
         self._thread.start()
+
+    def _spin(self) -> None:
+        # Spun here, not with executor.spin(): shutdown() stops this loop before it destroys the executor,
+        # which would otherwise race a callback in flight.
+        while not self._stop.is_set() and self.executor.context.ok():
+            self.executor.spin_once(timeout_sec=0.1)
 
     @property
     def server(self) -> ModelServer:
@@ -58,8 +65,9 @@ class System:
         return next(n for n in self.nodes if isinstance(n, cls))
 
     def shutdown(self) -> None:
-        self.executor.shutdown()
+        self._stop.set()
         self._thread.join(timeout=10)
+        self.executor.shutdown()
         for node in [*self.nodes, self.client]:
             close = getattr(node, "close", None)
             if close is not None:
