@@ -15,8 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
 PACKAGE = "sc_mllm_ros"
-LOADED_SUFFIXES = (".yaml", ".rviz", ".launch.py", ".xacro", ".urdf", ".srdf")
-PACKAGE_LOOKUPS = {"FindPackageShare", "get_package_share_directory"}
+LOADED_SUFFIXES = (".yaml", ".rviz", ".launch.py", ".xacro", ".urdf", ".srdf", ".sdf")
+PACKAGE_LOOKUPS = {"FindPackageShare", "get_package_share_directory", "share", "_include"}
+PROCESS_TABLES = ("ARM", "GRAPH")  # franka_bringup.launch.py: (executable, node name, ...) rows
+OWN_DIRS = ("config", "launch", "gazebo")
 
 
 def console_scripts() -> dict[str, str]:
@@ -36,17 +38,30 @@ def _call_name(call: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
 
 
-def _package_of(call: ast.Call) -> str | None:
+def module_constants(tree: ast.AST) -> dict[str, str]:
+    """Module-level ``NAME = "string"`` assignments (e.g. ``PACKAGE = "sc_mllm_ros"``)."""
+    return {
+        target.id: node.value.value
+        for node in getattr(tree, "body", [])
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+    }
+
+
+def _package_of(call: ast.Call, constants: dict[str, str]) -> str | None:
     """The package a path expression looks up (FindPackageShare('pkg') inside it), if any."""
     for node in ast.walk(call):
         if isinstance(node, ast.Call) and _call_name(node) in PACKAGE_LOOKUPS and node.args:
             arg = node.args[0]
+            if isinstance(arg, ast.Name):
+                return constants.get(arg.id)
             return arg.value if isinstance(arg, ast.Constant) else None
     return None
 
 
 def executables(tree: ast.AST) -> list[tuple[str | None, str]]:
-    """``(package, executable)`` of every Node(...) in a launch file."""
+    """``(package, executable)`` of every Node(...) in a launch file and of its process tables."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and _call_name(node) == "Node":
@@ -56,6 +71,10 @@ def executables(tree: ast.AST) -> list[tuple[str | None, str]]:
                 found.append(
                     (package.value if isinstance(package, ast.Constant) else None, kw["executable"].value)
                 )
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") in PROCESS_TABLES for t in node.targets):
+            for row in ast.walk(node.value):
+                if isinstance(row, ast.Tuple) and row.elts and isinstance(row.elts[0], ast.Constant):
+                    found.append((PACKAGE, row.elts[0].value))
     return found
 
 
@@ -65,6 +84,7 @@ def loaded_files(tree: ast.AST) -> list[tuple[str | None, str]]:
     for node in ast.walk(tree):
         for child in ast.iter_child_nodes(node):
             parents[child] = node
+    constants = module_constants(tree)
     found = []
     for node in ast.walk(tree):
         if (
@@ -75,7 +95,7 @@ def loaded_files(tree: ast.AST) -> list[tuple[str | None, str]]:
             outer, package = parents.get(node), None
             while outer is not None and package is None:
                 if isinstance(outer, ast.Call):
-                    package = _package_of(outer)
+                    package = _package_of(outer, constants)
                 outer = parents.get(outer)
             found.append((package, node.value))
     return found
@@ -96,7 +116,8 @@ def test_launch_file_defines_a_launch_description(path: Path) -> None:
 def test_every_executable_is_a_console_script(path: Path) -> None:
     scripts = console_scripts()
     ours = [exe for package, exe in executables(ast.parse(path.read_text())) if package in (PACKAGE, None)]
-    assert ours, f"{path.name} starts none of {PACKAGE}'s nodes"
+    if path.name == "franka_bringup.launch.py":
+        assert ours, f"{path.name} starts none of {PACKAGE}'s nodes"
     for exe in ours:
         assert exe in scripts, (
             f"{path.name} runs '{exe}', which setup.py does not declare as a console script"
@@ -107,12 +128,15 @@ def test_every_executable_is_a_console_script(path: Path) -> None:
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_every_loaded_file_of_this_package_exists(path: Path) -> None:
-    shipped = {p.name for d in ("config", "launch") for p in (ROOT / d).glob("*")}
+    """Files named with this package's share directory, or by a path relative to it, are in the repository."""
+    checked = 0
     for package, name in loaded_files(ast.parse(path.read_text())):
-        if package in (PACKAGE, None):
-            assert Path(name).name in shipped, (
-                f"{path.name} loads '{name}', which is not in config/ or launch/"
-            )
+        relative = name.split("/")[0] in OWN_DIRS
+        if package == PACKAGE or (package is None and relative):
+            found = (ROOT / name).is_file() or any((ROOT / d / name).is_file() for d in OWN_DIRS)
+            assert found, f"{path.name} loads '{name}', which is not in {', '.join(OWN_DIRS)}"
+            checked += 1
+    assert checked, f"{path.name} names none of this package's files"
 
 
 def test_setup_installs_launch_and_config_files() -> None:

@@ -4,7 +4,7 @@ import torch
 
 from sc_mllm_ros.model import CAUSES, LLMConfig, SCMLLM, SCMLLMConfig, TokenizerConfig, VisionConfig
 from sc_mllm_ros.model.codec import parse_failure_text, parse_pose_text
-from sc_mllm_ros.model.decoding import AnswerConstraint
+from sc_mllm_ros.model.decoding import allowed_values, AnswerConstraint
 from sc_mllm_ros.model.prompts import answer_segments
 from sc_mllm_ros.model.synthetic import scene
 
@@ -71,3 +71,46 @@ def test_constraint_rejects_tokens_outside_the_grammar():
     assert len(first) == 1
     with pytest.raises(ValueError, match="not allowed"):
         c.advance(first[0] + 1)
+
+
+def _grid_oracle(slot: str, values: dict[str, int]) -> list[int]:
+    """The admissible direction components by brute force over the whole 101^3 integer grid."""
+    q = np.arange(-50, 51)
+    x, y, z = np.meshgrid(q, q, q, indexing="ij")
+    norm = np.sqrt(x * x + y * y + z * z)
+    ok = (norm >= 45.0) & (norm <= 55.0)
+    vec, axis = slot[0], "xyz".index(slot[1])
+    if vec == "f":
+        u = np.array([values["ux"], values["uy"], values["uz"]], dtype=float)
+        u = u / np.linalg.norm(u)
+        ok &= np.abs((x * u[0] + y * u[1] + z * u[2]) / np.maximum(norm, 1e-9)) <= 0.5
+    for a in range(axis):
+        ok = ok[values[vec + "xyz"[a]] + 50]
+    keep = ok.reshape(ok.shape[0], -1).any(axis=1) if ok.ndim > 1 else ok
+    return [int(v) for v in q[keep]]
+
+
+def test_direction_slots_allow_exactly_the_brute_force_set():
+    rng = np.random.default_rng(5)
+    slots = {s.name: s for s in answer_segments("pose", 336) if not isinstance(s, str)}
+    for _ in range(6):
+        cache, values = {}, {}
+        for name in ("ux", "uy", "uz", "fx", "fy", "fz"):
+            allowed = allowed_values(slots[name], values, cache)
+            assert allowed == _grid_oracle(name, values)
+            values[name] = int(rng.choice(allowed))
+
+
+def test_shipped_model_answers_equal_the_reference_decoder():
+    """The fast decoder gives the shipped model's answers of constrained greedy, for all three prompts."""
+    from sc_mllm_ros.model.synthetic import samples
+
+    model = SCMLLM.from_pretrained(None)  # None: the shipped model
+    up, fwd = np.array([0.0, 0.6, 0.8]), np.array([0.0, -0.8, 0.6])
+    for s in samples(3, seed=21, hw=(240, 320)):
+        for call in (
+            lambda meth, r=s.rgb: model.predict_pose(r, "drawer", method=meth),
+            lambda meth, r=s.rgb: model.correct(r, "drawer", (100, 120), up, fwd, method=meth),
+            lambda meth, r=s.rgb: model.detect_failure(r, "drawer", (100, 120), up, fwd, method=meth),
+        ):
+            assert call("prefilled").text == call("tokenwise").text

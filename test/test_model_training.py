@@ -1,4 +1,4 @@
-import threading
+import json
 
 import numpy as np
 import pytest
@@ -13,7 +13,6 @@ from sc_mllm_ros.model import (
     TrainConfig,
     VisionConfig,
 )
-from sc_mllm_ros.model.checkpoint import save_tensors
 from sc_mllm_ros.model.data import encode_sample, load_encoded
 from sc_mllm_ros.model.synthetic import samples, write_dataset
 from sc_mllm_ros.model.training import evaluate, seed_everything, train_model, Trainer
@@ -60,7 +59,7 @@ def test_soft_targets_train_too():
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    c = cfg(stage1_steps=3, steps=6, save_every=4, bf16=False)
+    c = cfg(stage1_steps=3, steps=6, save_every=4, precision="fp32")
     tok = SCMLLM(c).tokenizer
     enc = [encode_sample(s, tok, c) for s in samples(6, seed=5)]
     seed_everything(0)
@@ -98,41 +97,64 @@ def test_ema_matches_hand_computation():
         AdapterEMA(s0, decay=1.0)
 
 
-def test_online_learner_trains_adapters_only_and_serves_the_ema():
+def test_online_learner_trains_adapters_only_and_leaves_the_ema_in_the_model():
     c = cfg()
     model = SCMLLM(c)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     adapter_before = model.adapter_state_dict()
-    learner = OnlineLearner(model, lr=1e-2, ema_decay=0.5, steps_per_update=2)
-    batch = samples(3, seed=6)
-    rgb = batch[0].rgb
-    results = []
-    worker = threading.Thread(
-        target=lambda: results.extend(model.predict_pose(rgb, "drawer") for _ in range(3))
-    )
-    worker.start()
-    loss = learner.update(batch)
-    worker.join()
-    assert np.isfinite(loss) and learner.version == 1 and len(results) == 3
+    learner = OnlineLearner(model, lr=1e-2, ema_decay=0.5, steps_per_update=2, precision="fp32")
+    params_before = {id(p) for p in model.parameters()}
+    loss = learner.update(samples(3, seed=6))
+    assert np.isfinite(loss) and learner.version == 1
     after = model.state_dict()
     changed = {k for k in after if not torch.equal(after[k], before[k])}
     assert changed and all(model.is_adapter_param(k) for k in changed)
-    trained = learner.trainee.adapter_state_dict()
     served = model.adapter_state_dict()
-    for k in served:  # served = 0.5 * initial + 0.5 * trained copy
-        assert torch.allclose(served[k], 0.5 * adapter_before[k] + 0.5 * trained[k], atol=1e-6)
+    for k in served:  # served = 0.5 * initial + 0.5 * trained weights
+        assert torch.allclose(served[k], 0.5 * adapter_before[k] + 0.5 * learner.trainee[k], atol=1e-6)
+    assert any(not torch.equal(served[k], learner.trainee[k]) for k in served)
+    # The second update continues from the trainee's weights, not from the served EMA.
+    trained = {k: v.clone() for k, v in learner.trainee.items()}
+    learner.update(samples(3, seed=7))
+    served2 = model.adapter_state_dict()
+    for k in served2:
+        assert torch.allclose(served2[k], 0.5 * served[k] + 0.5 * learner.trainee[k], atol=1e-6)
+    assert any(not torch.equal(trained[k], learner.trainee[k]) for k in trained)
+    # No second model: the learner trains the parameters of the model it was given.
+    assert {id(p) for p in learner.params} <= params_before
 
 
-def test_adapter_save_load_restores_outputs_and_torn_save_keeps_last_good(tmp_path, monkeypatch):
-    model = SCMLLM(cfg())
+def test_precision_follows_the_hardware_unless_forced(monkeypatch):
+    from sc_mllm_ros.model import precision
+
+    assert precision.resolve("fp32") == "fp32" and precision.resolve("bf16") == "bf16"
+    for native in (False, True):
+        monkeypatch.setattr(precision, "cpu_features", lambda n=native: {"avx512_bf16": n, "amx_tile": False})
+        assert precision.resolve("auto", "cpu") == ("bf16" if native else "fp32")
+        assert ("-> training precision auto = " + ("bf16" if native else "fp32")) in precision.describe("cpu")
+    with pytest.raises(ValueError):
+        precision.resolve("fp16")
+    assert SCMLLMConfig().train.precision == "auto"
+    legacy = SCMLLMConfig().to_dict()
+    legacy["train"] = {k: v for k, v in legacy["train"].items() if k != "precision"} | {"bf16": True}
+    assert SCMLLMConfig.from_dict(legacy).train.precision == "auto"
+
+
+def _perturb_adapter(model: SCMLLM) -> None:
     with torch.no_grad():
         for n, p in model.named_parameters():
             if model.is_adapter_param(n):
                 p.add_(torch.randn_like(p) * 0.3)
+
+
+def test_adapter_save_load_restores_outputs_and_torn_save_keeps_last_good(tmp_path, monkeypatch):
+    model = SCMLLM(cfg())
+    _perturb_adapter(model)
     rgb = samples(1, seed=7)[0].rgb
     ref = model.predict_pose(rgb, "drawer").text
-    path = tmp_path / "adapter.safetensors"
+    path = tmp_path / "adapter"
     model.save_adapter(path)
+    assert {p.name for p in path.iterdir()} == {"adapter_config.json", "adapter_model.safetensors"}
     fresh = SCMLLM(cfg())
     fresh.load_full_state(
         {k: v for k, v in model.state_dict().items() if not model.is_adapter_param(k)}
@@ -140,26 +162,47 @@ def test_adapter_save_load_restores_outputs_and_torn_save_keeps_last_good(tmp_pa
     )
     fresh.load_adapter(path)
     assert fresh.predict_pose(rgb, "drawer").text == ref
-    # A save that dies half-way through writing leaves the previous file intact and loadable.
-    import sc_mllm_ros.model.checkpoint as ck
+    # A save that dies half-way through writing leaves the previous folder intact and loadable.
+    import sc_mllm_ros.model.network as net
 
     def torn(state, tmp, metadata=None):
         with open(tmp, "wb") as f:
             f.write(b"half a header")
         raise OSError("disk full")
 
-    monkeypatch.setattr(ck, "save_file", torn)
+    monkeypatch.setattr(net, "save_file", torn)
     with pytest.raises(OSError):
         fresh.save_adapter(path)
     monkeypatch.undo()
-    assert [p.name for p in tmp_path.iterdir()] == ["adapter.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
     other = SCMLLM(cfg())
     other.load_full_state(fresh.state_dict())
     other.load_adapter(path)
     assert other.predict_pose(rgb, "drawer").text == ref
-    with pytest.raises(ValueError, match="not an SC-MLLM adapter"):
-        save_tensors(tmp_path / "x.safetensors", {"a": torch.zeros(1)}, {"format": "other"})
-        other.load_adapter(tmp_path / "x.safetensors")
+    with pytest.raises(ValueError, match="not a peft adapter directory"):
+        other.load_adapter(tmp_path)
+    c = cfg()
+    c.adapter.lora_r = 4
+    with pytest.raises(ValueError, match="shape"):
+        SCMLLM(c).load_adapter(path)
+
+
+def test_adapter_folder_is_what_peft_loads_onto_the_plain_llm(tmp_path):
+    import copy
+
+    from peft import PeftModel
+
+    model = SCMLLM(cfg())
+    plain = copy.deepcopy(model.llm).unload()  # the LLM without any adapter layers, base weights unchanged
+    _perturb_adapter(model)
+    model.save_adapter(tmp_path / "adapter")
+    loaded = PeftModel.from_pretrained(plain, tmp_path / "adapter").eval()
+    emb = torch.randn(2, 7, model.dim)
+    with torch.no_grad():
+        want = model.base_llm(inputs_embeds=emb).logits
+        got = loaded(inputs_embeds=emb).logits
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(plain.model.norm.weight, torch.ones_like(plain.model.norm.weight))
 
 
 def test_full_checkpoint_round_trip(tmp_path):
@@ -209,7 +252,10 @@ def test_dataset_reader_and_train_command(tmp_path):
     )
     assert train_cmd.run(args) == 0
     model = SCMLLM.from_pretrained(tmp_path / "out" / "model")
-    assert (tmp_path / "out" / "adapter.safetensors").is_file()
+    assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+    provenance = json.loads((tmp_path / "out" / "model" / "training.json").read_text())
+    assert provenance["precision"] in ("bf16", "fp32")
+    assert "precision auto" in provenance["precision_hardware"]
     assert model.predict_pose(np.zeros((60, 80, 3), np.uint8), "drawer").text.startswith(
         "The contact point is ["
     )

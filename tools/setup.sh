@@ -67,6 +67,10 @@ fi
 if [ -n "${SC_MLLM_ROS2_VENDOR:-}" ]; then
   [ -x "$SC_MLLM_ROS2_VENDOR/install.sh" ] || { echo "SC_MLLM_ROS2_VENDOR=$SC_MLLM_ROS2_VENDOR has no install.sh" >&2; exit 1; }
   "$SC_MLLM_ROS2_VENDOR/install.sh" "$VENV"
+  # The real franka_ros2 / franka_description / moveit_configs_utils files, for the tests that evaluate the
+  # launch files' sim:=none and sim:=gazebo branches (files only: kept out of the environment's paths).
+  "$SC_MLLM_ROS2_VENDOR/franka-prefix.sh" "$VENV/bin/python" "$ROOT/build/franka-prefix" >/dev/null
+  touch "$ROOT/build/franka-prefix/COLCON_IGNORE"  # its package.xml files are not this workspace's packages
 fi
 
 # 5. colcon build of both packages (sc_mllm_msgs at sc_mllm_msgs/, sc_mllm_ros at the repository root).

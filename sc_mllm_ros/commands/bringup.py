@@ -97,13 +97,13 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
 
     from sc_mllm_ros.episode.render import save_debug_images
-    from sc_mllm_ros.nodes.runtime import load_model, resolve_model_path
+    from sc_mllm_ros.model import resolve_pretrained
+    from sc_mllm_ros.nodes.runtime import load_model, model_version
     from sc_mllm_ros.nodes.system import compose, DEFAULT_CONFIG
 
     if args.episodes < 1 or args.rounds < 0:
         raise SystemExit("--episodes must be >= 1 and --rounds >= 0")
-    model_path = resolve_model_path(args.model or "")
-    if not model_path:
+    if resolve_pretrained(args.model) is None:
         print(
             "no trained model given or shipped: a randomly initialised one answers (train one: sc-mllm train)"
         )
@@ -118,11 +118,11 @@ def run(args: argparse.Namespace) -> int:
             "scene_category": args.category,
         }
         system = compose(
-            load_model(model_path),
+            load_model(args.model),
             out / "data",
             args.config or DEFAULT_CONFIG,
             {"sc_mllm_executor": executor_params},
-            model_version=model_path or "random-init",
+            model_version=model_version(args.model),
         )
         if not args.demo:
             print(
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         t0 = time.perf_counter()
         summary = run_demo(system.client, args.task, args.episodes, args.rounds, args.timeout)
-        summary["model"] = model_path or "random-init"
+        summary["model"] = model_version(args.model)
         summary["wall_s"] = round(time.perf_counter() - t0, 2)
         episodes = [
             *summary["episodes"],

@@ -54,6 +54,14 @@ def _torch() -> str:
     return f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads"
 
 
+def _precision() -> str:
+    import torch
+
+    from sc_mllm_ros.model import precision
+
+    return precision.describe("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _ml_stack() -> str:
     return ", ".join(_version(m) for m in ("transformers", "peft", "open_clip", "tokenizers", "safetensors"))
 
@@ -99,6 +107,7 @@ CHECKS = [
     Check("rclpy + RMW", REQUIRED, _rclpy),
     Check("interfaces", REQUIRED, _interfaces),
     Check("torch", REQUIRED, _torch),
+    Check("precision", REQUIRED, _precision),
     Check("ML libraries", REQUIRED, _ml_stack),
     Check("MuJoCo rendering", REQUIRED, _mujoco),
     Check("Panda model", REQUIRED, _panda_assets),

@@ -1,6 +1,6 @@
 """``sc-mllm train``: stage 1 (visual tower) + stage 2 (co-fine-tuning) of the small SC-MLLM on a dataset.
 
-Writes ``OUT/model/`` (full checkpoint and ``training.json`` provenance), ``OUT/adapter.safetensors``,
+Writes ``OUT/model/`` (full checkpoint and ``training.json`` provenance), ``OUT/adapter/`` (peft folder),
 ``OUT/train_state.pt`` (for ``--resume``)
 and ``OUT/eval.json`` (held-out accuracy next to the predict-the-mean baseline).
 """
@@ -30,7 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tokenizer", choices=("numbers", "bpe"), default="numbers")
     parser.add_argument("--no-soft-targets", action="store_true", help="plain one-hot cross-entropy")
-    parser.add_argument("--fp32", action="store_true", help="disable bf16 autocast")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="auto: bf16 autocast only where the CPU/GPU has native bf16 (AMX, AVX512-BF16), else fp32",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training records")
     parser.add_argument("--eval-limit", type=int, default=200, help="held-out records per split to evaluate")
@@ -48,7 +53,7 @@ def _config(args: argparse.Namespace):
     t = cfg.train
     t.seed = args.seed
     t.soft_targets = not args.no_soft_targets
-    t.bf16 = not args.fp32
+    t.precision = args.precision
     for name in ("stage1_steps", "steps", "batch_size", "lr"):
         if getattr(args, name) is not None:
             setattr(t, name, getattr(args, name))
@@ -58,7 +63,7 @@ def _config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sc_mllm_ros.model import SCMLLM
+    from sc_mllm_ros.model import precision, SCMLLM
     from sc_mllm_ros.model.data import load_encoded, read_manifest
     from sc_mllm_ros.model.training import evaluate, seed_everything, Trainer
 
@@ -84,12 +89,12 @@ def run(args: argparse.Namespace) -> int:
         model = SCMLLM(cfg)
         train = load_encoded(args.data, "train", model.tokenizer, cfg, args.limit)
         trainer = Trainer(model, train, out)
-    print(f"{len(train)} training samples from {args.data}")
+    print(f"{len(train)} training samples from {args.data}; {precision.describe(model.device)}")
     t0 = time.perf_counter()
     trainer.run(progress)
     train_s = time.perf_counter() - t0
     model = trainer.model
-    model.save_adapter(out / "adapter.safetensors")
+    model.save_adapter(out / "adapter")
     results = {}
     for split in ("test_seen", "test_unseen"):
         if manifest.get("shards", {}).get(split):
@@ -105,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
         "train_seed": args.seed,
         "train_seconds": round(train_s, 1) if not args.resume else None,
         "torch_threads": torch.get_num_threads(),
+        # what `auto` meant on this machine: the hardware seen and the precision trained in
+        "precision": precision.resolve(model.config.train.precision, model.device),
+        "precision_hardware": precision.describe(model.device),
         "held_out": results,
     }
     (out / "model" / "training.json").write_text(json.dumps(provenance, indent=2))

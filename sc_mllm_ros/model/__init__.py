@@ -10,10 +10,9 @@ from sc_mllm_ros.model.config import (
     VisionConfig,
 )
 from sc_mllm_ros.model.data import TrainingSample
-from sc_mllm_ros.model.ema import AdapterEMA
-from sc_mllm_ros.model.network import SCMLLM
+from sc_mllm_ros.model.network import resolve_pretrained, SCMLLM
+from sc_mllm_ros.model.online import AdapterEMA, OnlineLearner
 from sc_mllm_ros.model.prompts import CAUSES
-from sc_mllm_ros.model.training import OnlineLearner
 
 __all__ = [
     "CAUSES",
@@ -29,4 +28,5 @@ __all__ = [
     "TrainConfig",
     "TrainingSample",
     "VisionConfig",
+    "resolve_pretrained",
 ]

@@ -1,21 +1,17 @@
-"""Atomic safetensors checkpoints: write a temp file in the same folder, fsync, rename over the old file.
+"""Atomic checkpoints: write a temp file (or folder) beside the target, fsync, rename over the old one.
 
-A crash mid-save leaves the previous file untouched (a stray ``.tmp-*`` file at worst), so the last good
-checkpoint stays loadable.  Everything a load needs (config, tokenizer) rides in the safetensors metadata of
-the
-same file; the JSON files beside it are human-readable copies written the same way.
+A crash mid-save leaves the previous checkpoint untouched (a stray ``.tmp-*`` at worst), so the last good
+one stays loadable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-import json
 import os
 from pathlib import Path
+import shutil
 import tempfile
 
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 import torch
 
 
@@ -34,6 +30,36 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp_dir)`` then swap the folder in for ``path`` (a model or peft adapter folder).
+
+    Readers see the old folder or the new one, never a mix of their files; only a crash between the two
+    renames leaves ``path`` absent (the old folder is then the ``.old-*`` beside it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp's private 0700 would ship as the folder's mode
+        for f in tmp.iterdir():
+            f.chmod(0o666 & ~umask)
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent)) / path.name
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old.parent, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -55,17 +81,3 @@ def dedup_shared(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor
         seen[key] = k
         out[k] = v.detach().contiguous()
     return out, dropped
-
-
-def save_tensors(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, object]) -> None:
-    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
-
-
-def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file {path}")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    return load_file(str(path)), meta

@@ -32,19 +32,25 @@ _NORM_LO, _NORM_HI = 45.0, 55.0
 _MAX_COS = 0.5
 
 
-def _direction_grid(up: np.ndarray | None) -> np.ndarray:
-    """Boolean (101, 101, 101) grid of admissible integer direction vectors."""
-    x, y, z = np.meshgrid(_Q, _Q, _Q, indexing="ij")
+def _shell() -> tuple[np.ndarray, np.ndarray]:
+    """Integer vectors (N, 3) of admissible length, in (x, y, z) lexicographic order, and their lengths."""
+    x, y, z = (a.ravel() for a in np.meshgrid(_Q, _Q, _Q, indexing="ij"))
     norm = np.sqrt(x * x + y * y + z * z)
     ok = (norm >= _NORM_LO) & (norm <= _NORM_HI)
-    if up is not None:
-        u = up / np.linalg.norm(up)
-        cos = (x * u[0] + y * u[1] + z * u[2]) / np.maximum(norm, 1e-9)
-        ok &= np.abs(cos) <= _MAX_COS
-    return ok
+    return np.stack([x[ok], y[ok], z[ok]], axis=1), norm[ok]
 
 
-_UP_GRID = _direction_grid(None)
+# Computed once: a per-answer 101^3 grid cost more than all the forward passes of an answer.
+_SHELL, _SHELL_NORM = _shell()
+_SHELL_F = [np.ascontiguousarray(_SHELL[:, a], dtype=float) for a in range(3)]  # what int * float casts to
+
+
+def _forward_points(up: np.ndarray) -> np.ndarray:
+    """Shell vectors within ``_MAX_COS`` of orthogonal to ``up``."""
+    u = up / np.linalg.norm(up)
+    x, y, z = _SHELL_F
+    cos = (x * u[0] + y * u[1] + z * u[2]) / np.maximum(_SHELL_NORM, 1e-9)
+    return _SHELL[np.abs(cos) <= _MAX_COS]
 
 
 def allowed_values(slot: Slot, values: dict[str, int], cache: dict) -> list[int]:
@@ -52,18 +58,21 @@ def allowed_values(slot: Slot, values: dict[str, int], cache: dict) -> list[int]
     if slot.name not in DIRECTION_SLOTS:
         return list(range(slot.lo, slot.hi + 1))
     vec, axis = slot.name[0], "xyz".index(slot.name[1])
-    if vec == "u":
-        grid = _UP_GRID
-    else:
-        if "fgrid" not in cache:
-            cache["fgrid"] = _direction_grid(
-                np.array([values["ux"], values["uy"], values["uz"]], dtype=float)
-            )
-        grid = cache["fgrid"]
-    for a in range(axis):
-        grid = grid[values[vec + "xyz"[a]] + 50]
-    ok = grid.reshape(grid.shape[0], -1).any(axis=1) if grid.ndim > 1 else grid
-    return [int(v) for v in _Q[ok]]
+    # Admissible vectors agreeing with the components decoded so far, narrowed one axis at a time.  The
+    # points stay in lexicographic order, so the column of the current axis is sorted: slices, not scans.
+    key = (vec, axis)
+    if key not in cache:
+        if axis > 0:
+            prev = cache[(vec, axis - 1)]
+            v = values[vec + "xyz"[axis - 1]]
+            lo, hi = np.searchsorted(prev[:, axis - 1], (v, v + 1))
+            cache[key] = prev[lo:hi]
+        elif vec == "u":
+            cache[key] = _SHELL
+        else:
+            cache[key] = _forward_points(np.array([values["ux"], values["uy"], values["uz"]], dtype=float))
+    col = cache[key][:, axis]
+    return [int(v) for v in col[np.r_[True, col[1:] != col[:-1]]]]
 
 
 @dataclass

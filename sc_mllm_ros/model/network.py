@@ -6,15 +6,21 @@ import copy
 import json
 import math
 from pathlib import Path
-import threading
 
 import numpy as np
 import peft
+from peft.utils import (
+    CONFIG_NAME,
+    get_peft_model_state_dict,
+    SAFETENSORS_WEIGHTS_NAME,
+    set_peft_model_state_dict,
+)
+from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from sc_mllm_ros.model.checkpoint import atomic_write_text, dedup_shared, load_tensors, save_tensors
+from sc_mllm_ros.model.checkpoint import atomic_write_dir, dedup_shared
 from sc_mllm_ros.model.codec import FailureAnswer, PoseAnswer
 from sc_mllm_ros.model.config import SCMLLMConfig
 from sc_mllm_ros.model.data import prompt_values
@@ -23,9 +29,21 @@ from sc_mllm_ros.model.prompts import answer_segments, FAILURE_ANSWERS, prompt_s
 from sc_mllm_ros.model.tokenizer import SCTokenizer
 from sc_mllm_ros.model.vision import preprocess, Projector, RegressionHead, VisionTower
 
+MODEL_TYPE = "sc_mllm"
 MODEL_FILE = "model.safetensors"
-FORMAT = "sc_mllm/1"
-ADAPTER_FORMAT = "sc_mllm_adapter/1"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+# config.json keys beside the SCMLLMConfig fields (Hugging Face style: model type and special token ids)
+_NON_CONFIG_KEYS = ("model_type", "bos_token_id", "eos_token_id", "pad_token_id", "number_tokens")
+
+
+def resolve_pretrained(path: str | Path | None) -> Path | None:
+    """``path``, or the shipped small model when ``path`` is empty; None when neither exists."""
+    from sc_mllm_ros.assets import DEFAULT_MODEL
+
+    if path:
+        return Path(path)
+    return DEFAULT_MODEL if DEFAULT_MODEL.is_dir() else None
 
 
 def _build_tokenizer(cfg: SCMLLMConfig) -> SCTokenizer:
@@ -40,7 +58,8 @@ class SCMLLM(nn.Module):
     """The self-correcting multimodal LLM.
 
     ``SCMLLM(config)`` builds it (random small model, or the local CLIP and LLaMA files the config
-    names); predictions are serialised by a lock so adapter swaps are safe.
+    names).  It holds no lock: one caller at a time (the model host's ``ModelServer`` serialises serving
+    and adapter swaps).
     """
 
     def __init__(self, config: SCMLLMConfig | None = None, tokenizer: SCTokenizer | None = None) -> None:
@@ -80,7 +99,6 @@ class SCMLLM(nn.Module):
         self.llm = self._wrap_adapters(llm)
         self.register_buffer("mean", torch.tensor(cfg.vision.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.vision.std).view(1, 3, 1, 1), persistent=False)
-        self._lock = threading.RLock()
         self.set_trainable("adapter")
         self.eval()
 
@@ -101,7 +119,11 @@ class SCMLLM(nn.Module):
         a = self.config.adapter
         if a.kind == "lora":
             pc = peft.LoraConfig(
-                r=a.lora_r, lora_alpha=a.lora_alpha, target_modules=list(a.lora_targets), lora_dropout=0.0
+                r=a.lora_r,
+                lora_alpha=a.lora_alpha,
+                target_modules=list(a.lora_targets),
+                lora_dropout=0.0,
+                bias="all" if a.train_biases else "none",  # peft then saves and loads the biases too
             )
         elif a.kind == "adaption_prompt":
             pc = peft.AdaptionPromptConfig(
@@ -112,6 +134,10 @@ class SCMLLM(nn.Module):
         else:
             raise ValueError(f"unknown adapter kind {a.kind!r}; expected 'lora' or 'adaption_prompt'")
         return peft.get_peft_model(llm, pc)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
 
     @property
     def base_llm(self) -> LlamaForCausalLM:
@@ -173,11 +199,11 @@ class SCMLLM(nn.Module):
         return self.projector(self.visual_tokens(images))
 
     def visual_tokens(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.float() / 255.0 - self.mean) / self.std
+        x = (images.to(self.device, self.mean.dtype) / 255.0 - self.mean) / self.std
         return self.tower(x)
 
     def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.llm.get_input_embeddings()(ids)
+        return self.llm.get_input_embeddings()(ids.to(self.device))
 
     def prefix_embeds(self, images: torch.Tensor, prompt_ids: list[int]) -> torch.Tensor:
         """[BOS][visual tokens][prompt] for one image (1, 3, S, S)."""
@@ -186,18 +212,21 @@ class SCMLLM(nn.Module):
         prompt = self.embed_ids(torch.tensor([prompt_ids], dtype=torch.long))
         return torch.cat([bos, vis.to(bos.dtype), prompt], dim=1)
 
-    def text_logits(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def text_logits(
+        self, images: torch.Tensor, ids: torch.Tensor, visual: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Training forward: logits (B, T, V) predicting ``ids`` (right-padded prompt+answer) after the image.
 
         Right padding needs no attention mask: causal attention never lets a real token see a later pad.
+        ``visual`` may pass ``visual_embeds(images)`` computed once when the tower is frozen.
         """
-        b = ids.shape[0]
-        vis = self.visual_embeds(images)
+        b, t = ids.shape
+        vis = self.visual_embeds(images) if visual is None else visual
         bos = self.embed_ids(torch.full((b, 1), self.tokenizer.bos_id, dtype=torch.long))
         emb = torch.cat([bos, vis.to(bos.dtype), self.embed_ids(ids)], dim=1)
-        logits = self.base_llm(inputs_embeds=emb, use_cache=False).logits
-        n = vis.shape[1]
-        return logits[:, n : n + ids.shape[1]]
+        # The head only on the positions that predict ``ids`` (not on the visual tokens).
+        logits = self.base_llm(inputs_embeds=emb, use_cache=False, logits_to_keep=t + 1).logits
+        return logits[:, :t]
 
     def _step(self, prefix: torch.Tensor | None, new_ids: list[int], cache: object):
         parts = [] if prefix is None else [prefix]
@@ -227,7 +256,7 @@ class SCMLLM(nn.Module):
             raise ValueError(f"decoding method must be 'prefilled' or 'tokenwise', got {method!r}")
         constraint = AnswerConstraint(answer_segments(family, self.config.answer_size), self.tokenizer)
         decode = decode_prefilled if method == "prefilled" else decode_tokenwise
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             passes = decode(self._step, self.prefix_embeds(image[None], prompt_ids), constraint)
         return constraint, passes
 
@@ -275,8 +304,7 @@ class SCMLLM(nn.Module):
     # -- adapters -----------------------------------------------------------------------------------------
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
         """A detached copy of the adapter parameters (what fine-tuning, online learning and the EMA touch)."""
-        with self._lock:
-            return {n: p.detach().clone() for n, p in self.named_parameters() if self.is_adapter_param(n)}
+        return {n: p.detach().clone() for n, p in self.named_parameters() if self.is_adapter_param(n)}
 
     def load_adapter_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
         own = dict(self.named_parameters())
@@ -284,52 +312,92 @@ class SCMLLM(nn.Module):
         if set(sd) != expected:
             missing, extra = sorted(expected - set(sd)), sorted(set(sd) - expected)
             raise ValueError(f"adapter state mismatch: missing {missing[:5]}, unexpected {extra[:5]}")
-        with self._lock, torch.no_grad():
+        with torch.no_grad():
             for n, t in sd.items():
                 if own[n].shape != t.shape:
                     raise ValueError(f"adapter tensor {n}: shape {tuple(t.shape)} != {tuple(own[n].shape)}")
                 own[n].copy_(t)
 
+    def _adapter_file_state(self) -> dict[str, torch.Tensor]:
+        """The adapter under peft's saved names: peft's own (LoRA, adaption prompt, biases) + the norms."""
+        state = get_peft_model_state_dict(self.llm)
+        for name, p in self.named_parameters():
+            if self.is_adapter_param(name) and "lora_" not in name and "adaption_" not in name:
+                state[name.removeprefix("llm.")] = p
+        return {k: v.detach().contiguous() for k, v in state.items()}
+
     def save_adapter(self, path: str | Path) -> None:
-        save_tensors(
-            path,
-            self.adapter_state_dict(),
-            {"format": ADAPTER_FORMAT, "adapter": self.config.to_dict()["adapter"]},
-        )
+        """The adapter as a peft directory (``adapter_config.json`` + ``adapter_model.safetensors``); atomic.
+
+        ``PeftModel.from_pretrained(llama, path)`` loads it onto the plain LLM (norm weights included: peft
+        loads every key it is given).
+        """
+        state = {k: v.clone() for k, v in self._adapter_file_state().items()}
+
+        def write(tmp: Path) -> None:
+            self.llm.peft_config["default"].save_pretrained(str(tmp))
+            save_file(state, str(tmp / SAFETENSORS_WEIGHTS_NAME), metadata={"format": "pt"})
+
+        atomic_write_dir(path, write)
 
     def load_adapter(self, path: str | Path) -> None:
-        sd, meta = load_tensors(path)
-        if meta.get("format") != ADAPTER_FORMAT:
-            raise ValueError(f"{path} is not an SC-MLLM adapter file (format {meta.get('format')!r})")
-        self.load_adapter_state_dict(sd)
+        """Load a directory written by :meth:`save_adapter` (or any peft directory of the same adapter)."""
+        path = Path(path)
+        if not (path / CONFIG_NAME).is_file() or not (path / SAFETENSORS_WEIGHTS_NAME).is_file():
+            raise ValueError(f"{path} is not a peft adapter directory (no adapter config + weights)")
+        state = load_file(str(path / SAFETENSORS_WEIGHTS_NAME))
+        own = self._adapter_file_state()
+        if set(state) != set(own):
+            missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+            raise ValueError(f"adapter mismatch: missing {missing[:5]}, unexpected {extra[:5]}")
+        for k, t in state.items():
+            if own[k].shape != t.shape:
+                raise ValueError(f"adapter tensor {k}: shape {tuple(t.shape)} != {tuple(own[k].shape)}")
+        with torch.no_grad():
+            set_peft_model_state_dict(self.llm, state)
 
     # -- checkpoints --------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> None:
-        """Full model: ``path/model.safetensors`` (config + tokenizer in metadata) + JSON copies; atomic."""
-        path = Path(path)
-        with self._lock:
-            state, _ = dedup_shared(self.state_dict())
-            state = {k: v.clone() for k, v in state.items()}
-        config_json = json.dumps(self.config.to_dict(), indent=2)
-        save_tensors(
-            path / MODEL_FILE,
-            state,
-            {"format": FORMAT, "config": config_json, "tokenizer": self.tokenizer.to_json()},
-        )
-        atomic_write_text(path / "config.json", config_json)
-        atomic_write_text(path / "tokenizer.json", self.tokenizer.tok.to_str(pretty=True))
+        """``config.json`` (the source of truth), ``tokenizer.json`` and ``model.safetensors``; atomic."""
+        state, _ = dedup_shared(self.state_dict())
+        state = {k: v.clone() for k, v in state.items()}
+        tok = self.tokenizer
+        config = {
+            "model_type": MODEL_TYPE,
+            **self.config.to_dict(),
+            "bos_token_id": tok.bos_id,
+            "eos_token_id": tok.eos_id,
+            "pad_token_id": tok.pad_id,
+            "number_tokens": None
+            if tok.number_first_id is None
+            else {"first_id": tok.number_first_id, "lo": tok.number_lo, "hi": tok.number_hi},
+        }
+
+        def write(tmp: Path) -> None:
+            save_file(state, str(tmp / MODEL_FILE), metadata={"format": "pt"})
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+            tok.tok.save(str(tmp / TOKENIZER_FILE), pretty=True)
+
+        atomic_write_dir(path, write)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> SCMLLM:
-        path = Path(path)
-        file = path / MODEL_FILE if path.is_dir() else path
-        state, meta = load_tensors(file)
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{file} is not an SC-MLLM checkpoint (format {meta.get('format')!r})")
-        model = cls(
-            SCMLLMConfig.from_dict(json.loads(meta["config"])), SCTokenizer.from_json(meta["tokenizer"])
-        )
-        model.load_full_state(state)
+    def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu") -> SCMLLM:
+        """The model saved in folder ``path``.
+
+        ``None`` or ``""``: the shipped small model (random init if the package has none).
+        """
+        path = resolve_pretrained(path)
+        if path is None:
+            return cls(SCMLLMConfig()).to(device)
+        file = path / CONFIG_FILE
+        if not file.is_file():
+            raise FileNotFoundError(f"{path} has no {CONFIG_FILE}: not a saved SC-MLLM")
+        d = json.loads(file.read_text())
+        if d.get("model_type") != MODEL_TYPE:
+            raise ValueError(f"{file}: model_type {d.get('model_type')!r}, expected {MODEL_TYPE!r}")
+        config = SCMLLMConfig.from_dict({k: v for k, v in d.items() if k not in _NON_CONFIG_KEYS})
+        model = cls(config, SCTokenizer.from_hf_dir(path))
+        model.load_full_state(load_file(str(path / MODEL_FILE)))
         return model.to(device)
 
     def load_full_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -344,11 +412,4 @@ class SCMLLM(nn.Module):
 
     def clone(self) -> SCMLLM:
         """An independent copy (e.g. for a learner that trains while this one serves)."""
-        with self._lock:
-            lock = self.__dict__.pop("_lock")
-            try:
-                other = copy.deepcopy(self)
-            finally:
-                self._lock = lock
-        other._lock = threading.RLock()
-        return other
+        return copy.deepcopy(self)

@@ -131,26 +131,16 @@ class SCTokenizer:
         if bos is None or eos is None:
             raise ValueError(f"{path}/config.json must give bos_token_id and eos_token_id")
         pad = cfg.get("pad_token_id")
-        return cls(tok, bos_id=bos, eos_id=eos, pad_id=eos if pad is None else pad)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "tokenizer": json.loads(self.tok.to_str()),
-                "bos_id": self.bos_id,
-                "eos_id": self.eos_id,
-                "pad_id": self.pad_id,
-                "number_first_id": self.number_first_id,
-                "number_lo": self.number_lo,
-                "number_hi": self.number_hi,
-            }
+        numbers = cfg.get("number_tokens") or {}  # SC-MLLM's own config.json: the number-token block
+        return cls(
+            tok,
+            bos_id=bos,
+            eos_id=eos,
+            pad_id=eos if pad is None else pad,
+            number_first_id=numbers.get("first_id"),
+            number_lo=numbers.get("lo", -50),
+            number_hi=numbers.get("hi", 335),
         )
-
-    @classmethod
-    def from_json(cls, text: str) -> SCTokenizer:
-        d = json.loads(text)
-        tok = Tokenizer.from_str(json.dumps(d.pop("tokenizer")))
-        return cls(tok, **d)
 
     # -- encoding ----------------------------------------------------------------------------------------
     @property

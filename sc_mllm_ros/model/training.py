@@ -1,4 +1,4 @@
-"""Training: stage 1 (tower regression), stage 2 (co-fine-tuning), evaluation and the online learner.
+"""Training: stage 1 (tower regression), stage 2 (co-fine-tuning), evaluation; online learning: ``online.py``.
 
 The small model's recipe (``/work/shared/notes/small-model-recipe.md``): plain cross-entropy from random init
 ignores the image, so stage 1 first regresses the pose labels from the visual tokens (the small model's
@@ -10,7 +10,6 @@ the same batches as an uninterrupted one.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 import math
 from pathlib import Path
@@ -26,9 +25,9 @@ from sc_mllm_ros.geometry import angle_between_deg
 from sc_mllm_ros.model.checkpoint import atomic_write
 from sc_mllm_ros.model.codec import dequantize_direction
 from sc_mllm_ros.model.config import SCMLLMConfig
-from sc_mllm_ros.model.data import encode_sample, Encoded, TrainingSample
-from sc_mllm_ros.model.ema import AdapterEMA
+from sc_mllm_ros.model.data import Encoded
 from sc_mllm_ros.model.network import SCMLLM
+from sc_mllm_ros.model.precision import autocast
 from sc_mllm_ros.model.prompts import PIXEL_SLOTS
 
 
@@ -36,10 +35,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def autocast(enabled: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else nullcontext()
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
@@ -87,7 +82,7 @@ def answer_loss(
         rows = sigma > 0
         if rows.any():
             first, lo_n = tok.number_first_id, tok.number_lo
-            vals = torch.arange(lo_n, tok.number_hi + 1, dtype=torch.float32)
+            vals = torch.arange(lo_n, tok.number_hi + 1, dtype=torch.float32, device=lp.device)
             tv = (target[rows] - first + lo_n).float()
             w = torch.exp(-((vals[None] - tv[:, None]) ** 2) / (2 * sigma[rows][:, None] ** 2))
             w = w * (
@@ -153,7 +148,7 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.state.step, total, base, min(cfg.warmup_steps, total // 10 + 1))
         model.train()
-        with autocast(cfg.bf16):
+        with autocast(cfg.precision, model.device):
             if stage1:
                 loss = regression_loss(model, self._batch(self.pose_items))
             else:
@@ -275,62 +270,6 @@ def evaluate(model: SCMLLM, items: list[Encoded], progress: bool = True) -> dict
             }
         )
     return res
-
-
-# -- online learning ---------------------------------------------------------------------------------------
-class OnlineLearner:
-    """Online continual learning: adapter fine-tuning of a private copy + EMA served by ``model``.
-
-    Fine-tunes the adapter of a private copy of ``model`` on new samples, keeps an EMA of its adapter weights
-    and loads the EMA into the serving ``model`` after each update (``version`` counts updates).
-
-    ``ema_decay`` defaults to 0.5: the paper reports large gains after a single continual-learning round
-    (66.0 -> 75.9 % on seen categories), so one update must move the served weights substantially (half way),
-    while the average over rounds still damps a single bad batch; use values near 1 for many small updates.
-    """
-
-    def __init__(
-        self,
-        model: SCMLLM,
-        lr: float = 1e-3,
-        ema_decay: float = 0.5,
-        steps_per_update: int = 4,
-        weight_decay: float = 0.02,
-        grad_clip: float = 1.0,
-    ) -> None:
-        if steps_per_update < 1:
-            raise ValueError("steps_per_update must be >= 1")
-        self.model = model
-        self.trainee = model.clone()
-        self.trainee.set_trainable("adapter")
-        self.params = [p for p in self.trainee.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=weight_decay)
-        self.ema = AdapterEMA(model.adapter_state_dict(), ema_decay)
-        self.steps_per_update, self.grad_clip = steps_per_update, grad_clip
-        self.version = 0
-
-    def update(self, samples: list[TrainingSample]) -> float:
-        if not samples:
-            raise ValueError("update needs at least one sample")
-        m = self.trainee
-        batch = collate([encode_sample(s, m.tokenizer, m.config) for s in samples], m)
-        losses = []
-        m.train()
-        for _ in range(self.steps_per_update):
-            with autocast(m.config.train.bf16):
-                loss = answer_loss(
-                    m.text_logits(batch["images"], batch["ids"]), batch, m, m.config.train.soft_targets
-                )
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.params, self.grad_clip)
-            self.opt.step()
-            losses.append(loss.item())
-        m.eval()
-        self.ema.update(m.adapter_state_dict())
-        self.model.load_adapter_state_dict(self.ema.state_dict())
-        self.version += 1
-        return float(np.mean(losses))
 
 
 def train_model(

@@ -36,7 +36,7 @@ from sc_mllm_ros.nodes.checker import CheckerNode
 from sc_mllm_ros.nodes.correction import CorrectionNode
 from sc_mllm_ros.nodes.policy import PolicyNode
 from sc_mllm_ros.nodes.qos import EVENTS_QOS, LATCHED_QOS
-from sc_mllm_ros.nodes.runtime import console_main, data_dir, declare, load_model, resolve_model_path
+from sc_mllm_ros.nodes.runtime import console_main, data_dir, declare, load_model, model_version
 from sc_mllm_ros.nodes.safety_gate import GoalGate
 
 
@@ -230,7 +230,7 @@ class ModelHost(Node):
             self, "timeout_s", 60.0, "wait limit for the arm and the experts (s)", (1.0, 600.0)
         )
         self.server = server or ModelServer(
-            load_model(path), model_version=resolve_model_path(path) or "random-init"
+            load_model(path), model_version=model_version(path)
         )
         self.episodes = EpisodeStore(root / "episodes.sqlite")
         self.samples = SampleStore(root / "samples.sqlite")

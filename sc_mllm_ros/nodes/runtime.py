@@ -38,21 +38,19 @@ def declare(
     return node.declare_parameter(name, default, desc).value
 
 
-def resolve_model_path(path: str) -> str:
-    """``path``, or the shipped small model when empty; empty when neither exists (random init)."""
-    from sc_mllm_ros.assets import DEFAULT_MODEL
+def model_version(path: str) -> str:
+    """What a node reports as its model: the resolved checkpoint directory, or random-init."""
+    from sc_mllm_ros.model import resolve_pretrained
 
-    if path:
-        return path
-    return str(DEFAULT_MODEL) if DEFAULT_MODEL.is_dir() else ""
+    return str(resolve_pretrained(path) or "random-init")
 
 
 def load_model(path: str, device: str = "cpu"):
-    """The SC-MLLM at ``path`` (a ``save_pretrained`` directory; empty: see :func:`resolve_model_path`)."""
-    from sc_mllm_ros.model import SCMLLM, SCMLLMConfig
+    """The SC-MLLM at ``path`` (empty: the shipped model; random init when none is shipped)."""
+    from sc_mllm_ros.model import resolve_pretrained, SCMLLM, SCMLLMConfig
 
-    path = resolve_model_path(path)
-    return SCMLLM.from_pretrained(path, device=device) if path else SCMLLM(SCMLLMConfig())
+    resolved = resolve_pretrained(path)
+    return SCMLLM.from_pretrained(resolved, device=device) if resolved else SCMLLM(SCMLLMConfig())
 
 
 def run_node(
