@@ -26,10 +26,8 @@ setup(
     entry_points={
         "console_scripts": [
             "sc-mllm = sc_mllm_ros.cli:main",
-            "policy_node = sc_mllm_ros.nodes.policy:main",
+            "model_host = sc_mllm_ros.nodes.model_host:main",
             "executor_node = sc_mllm_ros.nodes.executor:main",
-            "checker_node = sc_mllm_ros.nodes.checker:main",
-            "correction_node = sc_mllm_ros.nodes.correction:main",
             "learner_node = sc_mllm_ros.nodes.learner:main",
         ],
     },

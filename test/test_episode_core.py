@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from sc_mllm_ros.episode.agent import resolve_hints
 from sc_mllm_ros.episode.record import Attempt, BadInput, EpisodeRecord, Frame, parse_task
 from sc_mllm_ros.episode.safety import GoalRejected, SafetyEnvelope
+from sc_mllm_ros.episode.serving import resolve_hints
 from sc_mllm_ros.episode.store import EpisodeStore, SampleStore, StoredSample
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 import pytest
 
-from sc_mllm_ros.episode.agent import ModelServer
+from sc_mllm_ros.episode.adapters import AdapterStore
 from sc_mllm_ros.episode.bench import serving_during_learning
-from sc_mllm_ros.episode.learning import ADAPTER_FILE, LearnerWorker, newest_adapter, training_samples
+from sc_mllm_ros.episode.learning import LearnerWorker, training_samples
+from sc_mllm_ros.episode.serving import ModelServer
 from sc_mllm_ros.episode.store import SampleStore, StoredSample
 
 
@@ -61,8 +61,9 @@ def test_worker_releases_versions_atomically_and_servers_swap_them_in(model, tmp
     sid = store.add(sample())
     rel = worker.step()
     assert rel.version == 1 and released == [rel] and rel.num_samples == 1 and np.isfinite(rel.loss)
-    assert newest_adapter(tmp_path / "adapters") == (1, tmp_path / "adapters" / "v00001")
-    assert json.loads((tmp_path / "adapters" / "v00001" / "release.json").read_text())["sample_ids"] == [sid]
+    adapters = AdapterStore(tmp_path / "adapters")
+    assert adapters.newest() == (1, tmp_path / "adapters" / "v00001")
+    assert adapters.release(rel.path)["sample_ids"] == [sid]
     assert not store.unlearned() and worker.step() is None
     assert not list((tmp_path / "adapters").glob(".*tmp*"))  # nothing half-written left behind
 
@@ -79,10 +80,11 @@ def test_worker_releases_versions_atomically_and_servers_swap_them_in(model, tmp
         store,
         tmp_path / "adapters",
         released.append,
-        base_version=newest_adapter(tmp_path / "adapters")[0],
+        base_version=adapters.newest()[0],
     )
     store.add(sample(hints=False))
-    assert restarted.step().version == 2 and (tmp_path / "adapters" / "v00002" / ADAPTER_FILE).is_file()
+    assert restarted.step().version == 2 and adapters.newest() == (2, adapters.path(2))
+    AdapterStore.load(server.model, adapters.path(2))  # what a restarted host loads
 
 
 def test_background_worker_learns_what_is_stored(model, tmp_path) -> None:

@@ -17,7 +17,7 @@ from rclpy.action import ActionClient, ActionServer  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
-from sc_mllm_msgs.action import ExecutePose  # noqa: E402
+from sc_mllm_msgs.action import ExecutePose, RunEpisode  # noqa: E402
 from sc_mllm_msgs.msg import AdapterVersion, CorrectionSample, FailureReport, PosePrediction  # noqa: E402
 from sc_mllm_msgs.srv import RequestCorrection  # noqa: E402
 
@@ -65,9 +65,7 @@ MESSAGES = {
     "failure_report": lambda: FailureReport(
         episode_id="ep-7", success=False, cause=FailureReport.CAUSE_ROTATION, answer_text="rotation"
     ),
-    "adapter_version": lambda: AdapterVersion(
-        version=4, path="/tmp/adapters/v4", num_samples=12, loss=0.5
-    ),
+    "adapter_version": lambda: AdapterVersion(version=4, path="/tmp/adapters/v4", num_samples=12, loss=0.5),
     "correction_sample": lambda: CorrectionSample(
         sample_id="s-1", episode_id="ep-7", corrected=_prediction()
     ),
@@ -147,3 +145,29 @@ def test_execute_pose_action_round_trip(ros) -> None:
     assert result.final_ee_pose.pose.position.z == pytest.approx(0.7)
     assert spin_until(executor, lambda: len(feedback) == len(phases))
     assert feedback == phases
+
+
+def test_run_episode_goal_defaults_and_round_trip(ros) -> None:
+    node, executor = ros
+    goal = RunEpisode.Goal(task="pull the drawer")
+    # the defaults a bare `ros2 action send_goal` gets: three corrections with both experts' hints
+    assert goal.max_corrections == 3 and goal.position_expert and goal.rotation_expert
+
+    def execute(goal_handle):
+        for i, verdict in enumerate(("failure", "success")):
+            time.sleep(0.1)  # feedback sent before the client has the goal's acceptance is dropped
+            goal_handle.publish_feedback(RunEpisode.Feedback(attempt=i, verdict=verdict, correction=i > 0))
+        goal_handle.succeed()
+        return RunEpisode.Result(success=True, attempts=2, causes=["position", "success"], episode_id="ep-2")
+
+    ActionServer(node, RunEpisode, "/test/run_episode", execute)
+    client = ActionClient(node, RunEpisode, "/test/run_episode")
+    assert spin_until(executor, client.server_is_ready)
+    feedback = []
+    send = client.send_goal_async(goal, feedback_callback=lambda fb: feedback.append(fb.feedback.verdict))
+    assert spin_until(executor, send.done) and send.result().accepted
+    result_future = send.result().get_result_async()
+    assert spin_until(executor, result_future.done)
+    result = result_future.result().result
+    assert result.success and result.attempts == 2 and list(result.causes) == ["position", "success"]
+    assert spin_until(executor, lambda: len(feedback) == 2) and feedback == ["failure", "success"]

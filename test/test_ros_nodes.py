@@ -19,6 +19,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed: run tools/setup.sh")
 from rclpy.action import ActionClient  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
@@ -29,14 +30,13 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 from sc_mllm_msgs.action import ExecutePose  # noqa: E402
 from sc_mllm_msgs.msg import ExecutionOutcome, PosePrediction  # noqa: E402
 from sc_mllm_msgs.srv import RequestCorrection  # noqa: E402
-from sc_mllm_ros.episode.agent import ModelServer  # noqa: E402
 from sc_mllm_ros.episode.record import EpisodeRecord, Frame  # noqa: E402
-from sc_mllm_ros.episode.store import EpisodeStore, SampleStore  # noqa: E402
+from sc_mllm_ros.episode.serving import ModelServer  # noqa: E402
+from sc_mllm_ros.episode.store import EpisodeStore  # noqa: E402
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose  # noqa: E402
 from sc_mllm_ros.nodes import conversions as conv  # noqa: E402
-from sc_mllm_ros.nodes.correction import CorrectionNode  # noqa: E402
 from sc_mllm_ros.nodes.executor import ExecutorNode  # noqa: E402
-from sc_mllm_ros.nodes.policy import PolicyNode  # noqa: E402
+from sc_mllm_ros.nodes.model_host import ModelHost  # noqa: E402
 from sc_mllm_ros.nodes.qos import EVENTS_QOS, SENSOR_QOS  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -101,10 +101,13 @@ class Probe(Node):
         ):
             self.create_subscription(t, topic, lambda m, k=key: self.got[k].append(m), qos)
 
-    def send_frame(self, rgb_msg=None, depth_msg=None, info=True) -> None:
-        header = Header(frame_id="camera_color_optical_frame")
+    def send_frame(self, rgb_msg=None, depth_msg=None, info=True, age_s: float = 0.0) -> None:
+        stamp = self.get_clock().now() - Duration(seconds=age_s)
+        header = Header(frame_id="camera_color_optical_frame", stamp=stamp.to_msg())
         rgb = np.random.default_rng(1).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
         for _ in range(3):
+            if rgb_msg is not None:
+                rgb_msg.header = header
             self.rgb.publish(rgb_msg or conv.image_msg(rgb, "rgb8", header))
             self.depth.publish(
                 depth_msg or conv.image_msg(np.full((SIZE, SIZE), 0.7, np.float32), "32FC1", header)
@@ -125,25 +128,34 @@ def wait(predicate: Callable[[], object], timeout: float = 20.0):
 
 
 @pytest.fixture
-def policy(ros, server, tmp_path):
-    node = PolicyNode(
+def host(ros, server, tmp_path):
+    """A model host around the test's model, answering tasks without an arm."""
+    host = ModelHost(
         server,
-        EpisodeStore(tmp_path / "e.sqlite"),
-        parameter_overrides=[rclpy.parameter.Parameter("auto_execute", value=False)],
+        {"sc_mllm_model_host": {"data_dir": str(tmp_path)}, "sc_mllm_policy": {"auto_execute": False}},
     )
-    probe = Probe()
-    for n in (node, probe):
+    for n in host.nodes:
         ros.add_node(n)
+    yield host
+    for n in host.nodes:
+        ros.remove_node(n)
+    host.close()
+    for n in host.nodes:
+        n.destroy_node()
+
+
+@pytest.fixture
+def policy(ros, host):
+    probe = Probe()
+    ros.add_node(probe)
     wait(
         lambda: (
             probe.count_subscribers("/camera/color/camera_info") and probe.count_subscribers("/sc_mllm/task")
         )
     )
-    yield node, probe
-    for n in (node, probe):
-        ros.remove_node(n)
-        n.destroy_node()
-    node.close()
+    yield host.policy, probe
+    ros.remove_node(probe)
+    probe.destroy_node()
 
 
 def task_refused(probe: Probe, match: str, task: str = "pull the drawer") -> str:
@@ -166,7 +178,7 @@ def test_policy_answers_a_good_frame_with_goal_prediction_markers_and_debug_imag
     assert probe.got["goal"][0].pose == pred.pose.pose
     assert probe.got["debug"][0].height == SIZE and probe.got["debug"][0].encoding == "rgb8"
     assert {m.ns for m in probe.got["markers"][0].markers} >= {"sc_mllm_goal_frame", "sc_mllm_approach"}
-    assert node.episodes.get(pred.episode_id).attempts[0].text == pred.answer_text
+    assert node.host.episodes.get(pred.episode_id).attempts[0].text == pred.answer_text
     assert not probe.got["errors"]
 
 
@@ -180,7 +192,7 @@ def test_policy_keeps_out_of_bounds_goals_to_itself(policy) -> None:
     extrinsics = TransformStamped()  # the camera 10 m in front of the robot: every goal is out of reach
     extrinsics.transform.translation.x, extrinsics.transform.rotation.w = 10.0, 1.0
     probe.create_publisher(TransformStamped, EXTRINSICS_TOPIC, LATCHED_QOS).publish(extrinsics)
-    wait(lambda: node.gate._base_from_camera is not None)
+    wait(lambda: node.host.gate._base_from_camera is not None)
     probe.send_frame()
     probe.task.publish(String(data="pull the drawer"))
     error = wait(lambda: probe.got["errors"] and probe.got["errors"][-1].data)
@@ -189,13 +201,19 @@ def test_policy_keeps_out_of_bounds_goals_to_itself(policy) -> None:
     assert "rejected by the safety envelope, not sent" in error and pred.episode_id in error
     assert "outside the workspace box" in error
     assert not probe.got["goal"]  # the answer is visible, the goal never left the policy
-    assert node.episodes.get(pred.episode_id) is not None  # and the episode can be corrected
+    assert node.host.episodes.get(pred.episode_id) is not None  # and the episode can be corrected
 
 
 def test_missing_camera_info_is_refused(policy) -> None:
     _, probe = policy
     probe.send_frame(info=False)
     task_refused(probe, "no camera_info received yet on /camera/color/camera_info")
+
+
+def test_a_stale_frame_is_refused(policy) -> None:
+    node, probe = policy
+    probe.send_frame(age_s=10 * node.max_frame_age_s)
+    task_refused(probe, "the latest colour frame is")
 
 
 def test_wrong_encoding_is_refused(policy) -> None:
@@ -236,19 +254,14 @@ def test_nan_or_zero_depth_at_the_contact_is_refused(policy, value: float) -> No
 
 # -- /request_correction -----------------------------------------------------------------------------------
 @pytest.fixture
-def correction(ros, server, tmp_path):
-    episodes = EpisodeStore(tmp_path / "e.sqlite")
-    node = CorrectionNode(server, episodes, SampleStore(tmp_path / "s.sqlite"))
+def correction(ros, host):
     client_node = rclpy.create_node("test_correction_client")
     client = client_node.create_client(RequestCorrection, "/request_correction")
-    for n in (node, client_node):
-        ros.add_node(n)
+    ros.add_node(client_node)
     assert client.wait_for_service(timeout_sec=20)
-    yield episodes, client
-    for n in (node, client_node):
-        ros.remove_node(n)
-        n.destroy_node()
-    node.close()
+    yield host.episodes, client
+    ros.remove_node(client_node)
+    client_node.destroy_node()
 
 
 def call(client, timeout: float = 30.0, **fields) -> RequestCorrection.Response:
@@ -397,3 +410,105 @@ def test_pause_refuses_goals_until_released_and_a_safe_goal_runs(executor) -> No
     outcome = wait(lambda: len(probe.got["outcome"]) > n_out and probe.got["outcome"][-1])
     assert outcome.episode_id == "test" and outcome.end_image.height == node.backend.frame.rgb.shape[0]
     assert "pulled" in outcome.message  # the ground-truth pose opens the part in the simulator
+
+
+# -- learner: the two tunables change at run time, the rest is read-only --------------------------------
+def test_learner_takes_lr_and_ema_decay_at_run_time_and_refuses_the_rest(ros, server, tmp_path) -> None:
+    from rclpy.parameter import Parameter
+
+    from sc_mllm_ros.episode.store import SampleStore
+    from sc_mllm_ros.nodes.learner import LearnerNode
+
+    node = LearnerNode(
+        server.model.clone(),
+        SampleStore(tmp_path / "s.sqlite"),
+        parameter_overrides=[Parameter("data_dir", value=str(tmp_path))],
+    )
+    try:
+        results = node.set_parameters([Parameter("lr", value=5e-4), Parameter("ema_decay", value=0.9)])
+        assert all(r.successful for r in results)
+        learner = node.worker.learner
+        assert {g["lr"] for g in learner.opt.param_groups} == {5e-4} and learner.ema.decay == 0.9
+        assert not node.set_parameters([Parameter("steps_per_update", value=7)])[0].successful
+        assert not node.set_parameters([Parameter("ema_decay", value=1.5)])[0].successful  # out of range
+        assert learner.ema.decay == 0.9
+    finally:
+        node.close()
+        node.destroy_node()
+
+
+# -- the model host process: Ctrl-C ends it cleanly ------------------------------------------------------
+def test_the_model_host_process_exits_0_on_sigint(tmp_path) -> None:
+    import signal
+
+    env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN)}
+    cmd = [sys.executable, "-c", "from sc_mllm_ros.nodes.model_host import main; main()"]
+    proc = subprocess.Popen(
+        [*cmd, "--ros-args", "-p", f"data_dir:={tmp_path}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if "model host ready" in line:
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(180), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, "".join(lines)
+    finally:
+        proc.kill()
+    reader.join(10)
+    out = "".join(lines)
+    assert "Traceback" not in out and "RCLError" not in out, out
+
+
+def test_a_goal_the_arm_never_finishes_ends_unreachable_at_the_time_limit(ros, server, tmp_path) -> None:
+    from rclpy.action import ActionServer
+    from rclpy.callback_groups import ReentrantCallbackGroup
+
+    release = threading.Event()
+
+    def hang(goal_handle):  # an arm that takes the goal and never answers (until the test ends)
+        release.wait(30)
+        goal_handle.abort()
+        return ExecutePose.Result(message="released")
+
+    # A cell of its own in namespace /lost (relative names), away from the other tests' executor.
+    arm = rclpy.create_node("test_lost_arm", namespace="/lost")
+    ActionServer(arm, ExecutePose, "sc_mllm/execute_pose", hang, callback_group=ReentrantCallbackGroup())
+    # An envelope that takes any goal: other tests' arms latch camera extrinsics on this domain.
+    anywhere = {"workspace_min": [-1e3] * 3, "workspace_max": [1e3] * 3, "max_approach_angle_deg": 180.0}
+    params = {"data_dir": str(tmp_path), "timeout_s": 1.0, **anywhere}
+    host = ModelHost(server, {"sc_mllm_model_host": params}, ["--ros-args", "-r", "__ns:=/lost"])
+    client_node = rclpy.create_node("test_correction_client")
+    client = client_node.create_client(RequestCorrection, "/lost/request_correction")
+    nodes = [arm, client_node, *host.nodes]
+    for n in nodes:
+        ros.add_node(n)
+    try:
+        assert client.wait_for_service(timeout_sec=20)
+        wait(host.arm.client.server_is_ready)
+        rec = add_episode(host.episodes, server)
+        res = call(client, has_contact_hint=True, contact_row=5, contact_col=5, execute=True)
+        assert res.accepted and res.executed, res.message  # answered at acceptance
+        att = wait(lambda: (a := host.episodes.get(rec.episode_id).attempts[-1]).cause and a, 20)
+        assert att.cause == "unreachable" and not att.executed and "did not finish" in att.report_text
+        again = call(client, has_contact_hint=True, contact_row=6, contact_col=6)  # no longer pending
+        assert again.accepted, again.message
+    finally:
+        release.set()
+        for n in nodes:
+            ros.remove_node(n)
+        host.close()
+        for n in nodes:
+            n.destroy_node()

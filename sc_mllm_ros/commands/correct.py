@@ -22,7 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--up", type=_vector, help="candidate gripper up (approach) direction 'x,y,z' (camera)")
     p.add_argument("--forward", type=_vector, help="candidate gripper forward direction 'x,y,z' (camera)")
     p.add_argument("--auto", action="store_true", help="ask the simulation's automatic experts for hints")
-    p.add_argument("--execute", action="store_true", help="execute the corrected pose and grade it")
+    p.add_argument(
+        "--execute",
+        action="store_true",
+        help="execute the corrected pose; the verdict follows on /sc_mllm/failure_report",
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
 
 
@@ -31,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import MultiThreadedExecutor
 
     from sc_mllm_msgs.srv import RequestCorrection
+    from sc_mllm_ros import names
     from sc_mllm_ros.nodes.conversions import vector3
 
     if (args.up is None) != (args.forward is None):
@@ -46,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     rclpy.init()
     node = rclpy.create_node("sc_mllm_correct_cli")
     try:
-        client = node.create_client(RequestCorrection, "/request_correction")
+        client = node.create_client(RequestCorrection, names.REQUEST_CORRECTION)
         if not client.wait_for_service(timeout_sec=min(args.timeout, 10.0)):
-            print("/request_correction is not available: start the graph first (sc-mllm bringup --serve)")
+            print(f"{client.srv_name} is not available: start the graph first (sc-mllm bringup)")
             return 1
         future = client.call_async(req)
         executor = MultiThreadedExecutor()

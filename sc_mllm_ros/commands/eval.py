@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continual-learning rounds (0 to skip)",
     )
     parser.add_argument("--ema-decay", type=float, default=EvalConfig.ema_decay)
+    parser.add_argument(
+        "--gate",
+        choices=("checker", "oracle"),
+        default=EvalConfig.gate,
+        help="what triggers corrections: the model's checker (as deployed) or the ground truth (upper bound)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-import json
 import logging
-import os
 from pathlib import Path
-import shutil
 import threading
 import time
 
+from sc_mllm_ros.episode.adapters import AdapterStore
 from sc_mllm_ros.episode.store import SampleStore, StoredSample
 
 log = logging.getLogger(__name__)
-ADAPTER_FILE = "adapter.safetensors"
 
 
 @dataclass(frozen=True)
@@ -59,32 +56,6 @@ def training_samples(s: StoredSample) -> list:
     return out
 
 
-def write_adapter(model, root: Path, version: int, meta: dict) -> Path:
-    """Save the adapter as ``root/v{version:05d}`` atomically (write aside, rename); point LATEST at it."""
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"v{version:05d}"
-    tmp = root / f".v{version:05d}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model.save_adapter(tmp / ADAPTER_FILE)
-    (tmp / "release.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    latest_tmp = root / f".LATEST.tmp-{os.getpid()}"
-    latest_tmp.write_text(final.name)
-    os.replace(latest_tmp, root / "LATEST")
-    return final
-
-
-def newest_adapter(root: Path) -> tuple[int, Path] | None:
-    """The newest released adapter under ``root`` (version, path), or None."""
-    try:
-        name = (root / "LATEST").read_text().strip()
-    except FileNotFoundError:
-        return None
-    return int(name.lstrip("v")), root / name
-
-
 class LearnerWorker:
     """Learns every unlearned sample of ``store`` in the background and announces each new adapter.
 
@@ -103,7 +74,7 @@ class LearnerWorker:
     ) -> None:
         self.learner = learner
         self.store = store
-        self.adapter_root = Path(adapter_root)
+        self.adapters = AdapterStore(adapter_root)
         self.on_release = on_release
         self.min_samples = min_samples
         self.ema_decay = ema_decay
@@ -139,7 +110,7 @@ class LearnerWorker:
         total = len(self.store)
         ids = [s.sample_id for s in pending]
         meta = {"version": version, "loss": loss, "num_samples": total, "sample_ids": ids}
-        path = write_adapter(self.learner.model, self.adapter_root, version, meta)
+        path = self.adapters.write(self.learner.model, version, meta)
         self.store.mark_learned(ids, version)
         release = AdapterRelease(
             version=version,

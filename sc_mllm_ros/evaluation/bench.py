@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from std_msgs.msg import String
 
-    from sc_mllm_ros.episode.agent import ModelServer
     from sc_mllm_ros.episode.bench import serving_during_learning
+    from sc_mllm_ros.episode.serving import ModelServer
     from sc_mllm_ros.model import OnlineLearner, TrainingSample
     from sc_mllm_ros.nodes.runtime import load_model
     from sc_mllm_ros.nodes.system import compose, DEFAULT_CONFIG

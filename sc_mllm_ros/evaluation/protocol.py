@@ -1,14 +1,16 @@
 """The evaluation protocol: episodes in the embedded world through the loop the ROS nodes run.
 
-Every model call goes through :class:`~sc_mllm_ros.episode.agent.ModelServer` and
-:func:`~sc_mllm_ros.episode.agent.resolve_hints`, and learning through
-:func:`~sc_mllm_ros.episode.learning.training_samples` and the model's ``OnlineLearner``: the same calls the
-policy, checker, correction and learner nodes make, without the transport.
+Every episode is :func:`~sc_mllm_ros.episode.loop.run_episode`, the function the ``run_episode`` action
+serves, with the embedded world as the arm, the simulation's automatic experts and the served model as
+policy and checker; learning goes through :func:`~sc_mllm_ros.episode.learning.training_samples` and
+the model's ``OnlineLearner``.
 
 Choices the paper leaves open, made here:
 
 * Corrections use both automatic experts' hints (as ``/request_correction`` with ``use_automatic_experts``),
-  whatever cause the checker named; success after *r* corrections is cumulative (any attempt up to *r*).
+  whatever cause the checker named; success after *r* corrections is cumulative (any attempt up to *r*),
+  by the ground truth. The checker's failure verdict triggers each correction (``gate="checker"``, as
+  deployed); ``gate="oracle"`` lets the ground truth trigger them instead, an upper bound.
 * Continual learning adapts to *this* set of scenes (the paper's per-user customisation): each round runs the
   policy on every scene, corrects the failures (at most ``corrections_per_learning_episode`` times), learns
   from the successful corrections with the EMA, and the next round's uncorrected success is the round's score.
@@ -24,9 +26,10 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from sc_mllm_ros.episode.agent import Hints, ModelServer, resolve_hints
 from sc_mllm_ros.episode.learning import training_samples
+from sc_mllm_ros.episode.loop import ArmOutcome, EpisodeRun, Gate, ModelChecker, run_episode
 from sc_mllm_ros.episode.record import Attempt, EpisodeRecord, Frame
+from sc_mllm_ros.episode.serving import Hints, ModelServer, resolve_hints
 from sc_mllm_ros.episode.store import StoredSample
 from sc_mllm_ros.geometry import angle_between_deg, deproject, Pose, rotation_from_up_forward
 from sc_mllm_ros.sim import PositionExpert, PullWorld, RotationExpert, sample_scene
@@ -49,6 +52,9 @@ class EvalConfig:
     ema_decay: float = 0.5
     steps_per_update: int = 4
     continual_learning: bool = True
+    # what decides whether an attempt is corrected: "checker" (the model's verdict, as deployed) or
+    # "oracle" (the simulation's ground truth: an upper bound on the checker-gated loop)
+    gate: str = "checker"
     progress: bool = True
 
 
@@ -87,6 +93,41 @@ def random_pose(obs, rng: np.random.Generator) -> Pose:
     return Pose(point, rotation_from_up_forward(up, forward))
 
 
+@dataclass
+class SimArm:
+    """The embedded world as the loop's arm: it knows the ground truth of every attempt."""
+
+    world: PullWorld
+
+    def execute(self, record: EpisodeRecord, attempt: Attempt) -> ArmOutcome:
+        result = self.world.execute(attempt.pose)
+        return ArmOutcome(
+            completed=True,
+            message=result.message,
+            ee_pose=result.ee_pose,
+            end_rgb=result.end_obs.rgb,
+            intrinsics=self.world.intrinsics,
+            success=result.success,
+            true_cause=true_cause(result),
+        )
+
+
+@dataclass
+class SimExperts:
+    """The simulation's automatic position and rotation experts (noisy ground truth)."""
+
+    world: PullWorld
+    position: PositionExpert
+    rotation: RotationExpert
+    rng: np.random.Generator
+
+    def hints(self, record: EpisodeRecord) -> Hints:
+        gt = self.world.ground_truth
+        contact = self.position.hint(gt, self.rng)
+        up, forward = self.rotation.hint(gt, self.rng)
+        return resolve_hints(record, contact=contact, up=up, forward=forward, feedback="automatic experts")
+
+
 class Evaluator:
     """Runs episodes of one model on scenes drawn from ``config.seed``."""
 
@@ -94,6 +135,8 @@ class Evaluator:
         self.model = model
         self.cfg = config
         self.server = ModelServer(model)
+        self.checker = ModelChecker(self.server)
+        self.gate = Gate(config.gate)
         self.position_expert = PositionExpert(config.position_noise_px)
         self.rotation_expert = RotationExpert(config.rotation_noise_deg)
 
@@ -106,45 +149,28 @@ class Evaluator:
     def _frame(self, obs) -> Frame:
         return Frame(obs.rgb, obs.depth, obs.intrinsics)
 
-    def _grade(self, world: PullWorld, record: EpisodeRecord, result, out: EpisodeResult) -> None:
-        grade = self.server.grade(result.end_obs.rgb, record.object_name, result.ee_pose, world.intrinsics)
-        label = true_cause(result)
-        if label is not None:
-            out.detections.append((label, grade.cause))
-
-    def _hints(self, world: PullWorld, record: EpisodeRecord, rng: np.random.Generator) -> Hints:
-        gt = world.ground_truth
-        contact = self.position_expert.hint(gt, rng)
-        up, forward = self.rotation_expert.hint(gt, rng)
-        return resolve_hints(record, contact=contact, up=up, forward=forward, feedback="automatic experts")
-
-    def attempt_and_correct(
+    def run(
         self,
         world: PullWorld,
         record: EpisodeRecord,
-        attempt: Attempt,
-        rounds: int,
+        max_corrections: int,
         rng: np.random.Generator,
-        out: EpisodeResult | None = None,
-    ) -> tuple[list[bool], list]:
-        """Run ``attempt`` and up to ``rounds`` corrections; cumulative success, successful corrections."""
-        successes, corrected = [], []
-        for r in range(rounds + 1):
-            if r > 0:
-                attempt = self.server.correct(record, self._hints(world, record, rng))
-            record.attempts.append(attempt)
-            result = world.execute(attempt.pose)
-            attempt.executed, attempt.success = True, result.success
-            if out is not None:
-                out.latency_s.append(attempt.latency_s)
-                self._grade(world, record, result, out)
-            successes.append(result.success)
-            if result.success:
-                if r > 0:
-                    corrected.append(attempt)
-                break
-        successes += [True] * (rounds + 1 - len(successes))
-        return successes, corrected
+        learn=None,
+        first: Attempt | None = None,
+    ) -> EpisodeRun:
+        """One episode through :func:`~sc_mllm_ros.episode.loop.run_episode` on ``world``."""
+        experts = SimExperts(world, self.position_expert, self.rotation_expert, rng)
+        return run_episode(
+            record,
+            self.server,
+            SimArm(world),
+            self.checker,
+            experts,
+            max_corrections,
+            learn,
+            self.gate,
+            first,
+        )
 
     def episode(self, split: str, scene, index: int) -> EpisodeResult:
         rng = np.random.default_rng([self.cfg.seed, index, list(SPLITS).index(split)])
@@ -169,9 +195,14 @@ class Evaluator:
                 gt_up=np.asarray(gt.up).tolist(),
                 gt_forward=np.asarray(gt.forward).tolist(),
             )
-            out.success_by_round, _ = self.attempt_and_correct(
-                world, record, first, self.cfg.correction_rounds, rng, out
-            )
+            run = self.run(world, record, self.cfg.correction_rounds, rng, first=first)
+            out.success_by_round = run.success_by_round(self.cfg.correction_rounds)
+            out.latency_s = [s.attempt.latency_s for s in run.steps]
+            out.detections = [
+                (s.outcome.true_cause, s.grade.cause)
+                for s in run.steps
+                if s.grade is not None and s.outcome.true_cause is not None
+            ]
             out.random_success = bool(world.execute(random_pose(obs, rng)).success)
         return out
 
@@ -193,27 +224,30 @@ class Evaluator:
         """Rounds of act -> correct -> learn on ``split``'s scenes; uncorrected success after each round."""
         scenes = self.scenes(split)
         scores, log = [], []
+        samples: list = []
+
+        def learn(record: EpisodeRecord, attempt: Attempt) -> None:
+            samples.extend(training_samples(StoredSample.from_attempt(record, attempt)))
         for k in range(self.cfg.learning_rounds + 1):
-            samples, wins = [], 0
+            samples.clear()
+            wins = 0
             bar = tqdm(scenes, desc=f"learn {split} round {k}", unit="episode", disable=not self.cfg.progress)
             for i, scene in enumerate(bar):
                 rng = np.random.default_rng([self.cfg.seed, 1000 + k, i])
                 with PullWorld(scene, image_size=self.cfg.image_size) as world:
                     obs = world.reset()
                     record = EpisodeRecord(f"cl-{split}-{k}-{i}", "", world.object_name, self._frame(obs))
-                    first = self.server.predict(record.frame, record.object_name)
-                    successes, corrected = self.attempt_and_correct(
-                        world, record, first, self.cfg.corrections_per_learning_episode, rng
+                    run = self.run(
+                        world, record, self.cfg.corrections_per_learning_episode, rng, learn=learn
                     )
-                wins += successes[0]
-                for a in corrected:
-                    samples += training_samples(StoredSample.from_attempt(record, a))
+                wins += run.success_by_round(0)[0]
             if k > 0:
                 scores.append(wins / len(scenes))
             if k == self.cfg.learning_rounds:
                 break
             t0 = time.perf_counter()
-            loss = learner.update(samples) if samples else None  # nothing to learn: every attempt succeeded
+            # nothing to learn when every attempt succeeded; a copy, as the list is refilled next round
+            loss = learner.update(list(samples)) if samples else None
             self.server.adapter_version = learner.version
             log.append(
                 {

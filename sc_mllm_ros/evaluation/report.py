@@ -81,6 +81,13 @@ def _pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f}"
 
 
+_GATES = {
+    "checker": "Each correction follows a failure verdict of the model's own checker, as deployed.",
+    "oracle": "Each correction follows a failure by the simulation's ground truth, not the checker: "
+    "an upper bound on the deployed loop.",
+}
+
+
 def markdown(report: dict) -> str:
     s, paper = report["success"], PAPER
     splits = list(report["episodes"])
@@ -92,6 +99,7 @@ def markdown(report: dict) -> str:
         f"{report['meta'].get('position_noise_px')} px / {report['meta'].get('rotation_noise_deg')} deg.",
         "Success rates in %, our benchmark (embedded MuJoCo world) beside the paper's "
         "(SAPIEN, PartNet-Mobility).",
+        _GATES.get(report["meta"].get("gate", "checker"), ""),
         "",
         "## Success rate",
         "",

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 import string
 
+from sc_mllm_ros.causes import CAUSES  # noqa: F401  (one taxonomy for prompts, labels and messages)
+
 FAMILIES = ("pose", "failure", "correction")
-CAUSES = ("success", "position", "rotation", "position and rotation")
 
 WRAPPER = (
     "Below is an instruction that describes a task. "

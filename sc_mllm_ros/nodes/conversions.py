@@ -13,7 +13,9 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from sc_mllm_msgs.msg import FailureReport, PosePrediction
+from sc_mllm_msgs.msg import ExecutionOutcome, FailureReport, PosePrediction
+from sc_mllm_ros.causes import Cause
+from sc_mllm_ros.episode.loop import ArmOutcome
 from sc_mllm_ros.episode.record import Attempt, BadInput
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose, rotation_from_quaternion
 
@@ -28,13 +30,14 @@ ENCODINGS: dict[str, tuple[str, int]] = {
     "mono16": ("u2", 1),
     "32FC1": ("f4", 1),
 }
+OPTICAL_FRAME = "camera_color_optical_frame"  # the camera frame every goal and answer is expressed in
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
 DEPTH_ENCODINGS = ("16UC1", "32FC1")  # REP 118: millimetres as uint16 or metres as float32
 CAUSE_CODES = {
-    "success": FailureReport.CAUSE_NONE,
-    "position": FailureReport.CAUSE_POSITION,
-    "rotation": FailureReport.CAUSE_ROTATION,
-    "position and rotation": FailureReport.CAUSE_POSITION_AND_ROTATION,
+    Cause.SUCCESS: FailureReport.CAUSE_NONE,
+    Cause.POSITION: FailureReport.CAUSE_POSITION,
+    Cause.ROTATION: FailureReport.CAUSE_ROTATION,
+    Cause.POSITION_AND_ROTATION: FailureReport.CAUSE_POSITION_AND_ROTATION,
 }
 
 
@@ -162,7 +165,7 @@ def pose_from_msg(msg: PoseStamped) -> Pose:
     return Pose(
         np.array([p.x, p.y, p.z], dtype=float),
         rotation_from_quaternion(quat / n),
-        frame_id=msg.header.frame_id or "camera_color_optical_frame",
+        frame_id=msg.header.frame_id or OPTICAL_FRAME,
     )
 
 
@@ -189,15 +192,29 @@ def prediction_msg(
 
 
 def report_msg(
-    episode_id: str, success: bool, cause: str, text: str, adapter_version: int, header: Header
+    episode_id: str, attempt: int, success: bool, cause: str, text: str, adapter_version: int, header: Header
 ) -> FailureReport:
     return FailureReport(
         header=header,
         episode_id=episode_id,
+        attempt=int(attempt),
         success=success,
         cause=CAUSE_CODES[cause],
         answer_text=text,
         adapter_version=int(adapter_version),
+    )
+
+
+def arm_outcome(completed: bool, message: str, outcome: ExecutionOutcome | None) -> ArmOutcome:
+    """The loop's view of an execute-action result and the end state the arm published for it."""
+    if outcome is None:
+        return ArmOutcome(completed, message)
+    return ArmOutcome(
+        completed,
+        message,
+        ee_pose=pose_from_msg(outcome.final_ee_pose),
+        end_rgb=rgb_from_msg(outcome.end_image),
+        intrinsics=intrinsics_from_msg(outcome.camera_info),
     )
 
 

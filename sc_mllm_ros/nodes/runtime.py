@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import gc
 from pathlib import Path
 import sys
 from typing import Any
@@ -14,10 +15,19 @@ from rclpy.node import Node
 
 
 def declare(
-    node: Node, name: str, default: Any, description: str, range_: tuple[float, float] | None = None
+    node: Node,
+    name: str,
+    default: Any,
+    description: str,
+    range_: tuple[float, float] | None = None,
+    read_only: bool = True,
 ) -> Any:
-    """Declare a parameter with a descriptor (description, and a range for numbers) and return its value."""
-    desc = ParameterDescriptor(description=description)
+    """Declare a parameter with a descriptor (description, a range for numbers) and return its value.
+
+    Read-only unless ``read_only`` is False: most values are read once, at start-up, and a later change
+    would silently do nothing.
+    """
+    desc = ParameterDescriptor(description=description, read_only=read_only)
     if range_ is not None and isinstance(default, bool):
         raise TypeError("a bool parameter has no range")
     if range_ is not None and isinstance(default, int):
@@ -28,36 +38,44 @@ def declare(
     return node.declare_parameter(name, default, desc).value
 
 
-def resolve_model_path(path: str) -> str:
-    """``path``, or the shipped small model when empty; empty when neither exists (random init)."""
-    from sc_mllm_ros.assets import DEFAULT_MODEL
+def model_version(path: str) -> str:
+    """What a node reports as its model: the resolved checkpoint directory, or random-init."""
+    from sc_mllm_ros.model import resolve_pretrained
 
-    if path:
-        return path
-    return str(DEFAULT_MODEL) if DEFAULT_MODEL.is_dir() else ""
+    return str(resolve_pretrained(path) or "random-init")
 
 
 def load_model(path: str, device: str = "cpu"):
-    """The SC-MLLM at ``path`` (a ``save_pretrained`` directory; empty: see :func:`resolve_model_path`)."""
-    from sc_mllm_ros.model import SCMLLM, SCMLLMConfig
+    """The SC-MLLM at ``path`` (empty: the shipped model; random init when none is shipped)."""
+    from sc_mllm_ros.model import resolve_pretrained, SCMLLM, SCMLLMConfig
 
-    path = resolve_model_path(path)
-    return SCMLLM.from_pretrained(path, device=device) if path else SCMLLM(SCMLLMConfig())
+    resolved = resolve_pretrained(path)
+    return SCMLLM.from_pretrained(resolved, device=device) if resolved else SCMLLM(SCMLLMConfig())
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 4) -> int:
-    """Spin one node under a MultiThreadedExecutor until Ctrl-C or shutdown (the demo_nodes_py idiom)."""
+def run_node(
+    factory: Callable[[], Node | list[Node]], args: list[str] | None = None, threads: int = 8
+) -> int:
+    """Spin the node(s) ``factory`` makes under one MultiThreadedExecutor until Ctrl-C or shutdown.
+
+    The demo_nodes_py idiom (Jazzy's ``rclpy.init`` is no context manager, so try/finally):
+    KeyboardInterrupt and ExternalShutdownException end it quietly; each node's ``close()`` (its worker
+    pools) runs before it is destroyed, so that SIGINT exits 0 at once.
+    """
     rclpy.init(args=args)
-    node = None
+    nodes: list[Node] = []
+    executor = MultiThreadedExecutor(num_threads=threads)
     try:
-        node = factory()
-        executor = MultiThreadedExecutor(num_threads=threads)
-        executor.add_node(node)
+        made = factory()
+        nodes = made if isinstance(made, list) else [made]
+        for node in nodes:
+            executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
+        executor.shutdown(timeout_sec=1.0)
+        for node in nodes:
             close = getattr(node, "close", None)
             if close is not None:
                 close()
@@ -66,18 +84,12 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
     return 0
 
 
-def console_main(factory: Callable[[], Node]) -> None:
-    sys.exit(run_node(factory, sys.argv))
-
-
-def shared_model(node: Node, server=None):
-    """The node's ModelServer: ``server`` when composed in one process, else one from ``model_path``."""
-    from sc_mllm_ros.episode.agent import ModelServer
-
-    path = declare(node, "model_path", "", "SC-MLLM checkpoint directory (empty: the shipped model)")
-    if server is not None:
-        return server
-    return ModelServer(load_model(path), model_version=resolve_model_path(path) or "random-init")
+def console_main(factory: Callable[[], Node | list[Node]]) -> None:
+    rc = run_node(factory, sys.argv)
+    # The process ends: spare it the final collection over a model's objects, which takes seconds on a
+    # busy machine (longer than launch waits before it escalates to SIGTERM and SIGKILL).
+    gc.freeze()
+    sys.exit(rc)
 
 
 def data_dir(node: Node) -> Path:

@@ -1,7 +1,8 @@
-"""The whole graph composed in one process under a MultiThreadedExecutor (``sc-mllm bringup``, tests).
+"""The graph in one process under a MultiThreadedExecutor (``sc-mllm bringup``, tests).
 
-The same node classes as the console scripts; they share one model server and the stores instead of
-loading a model each, and the learner trains its own clone of the model.
+The three processes of the launch file, composed: the model host (one model for the policy, checker and
+correction nodes and the ``run_episode`` action), the arm (today's executor node on the embedded world)
+and the learner, which trains its own copy of the adapter (the serving model is never trained).
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-import yaml
 
-from sc_mllm_ros.episode.agent import ModelServer
-from sc_mllm_ros.episode.store import EpisodeStore, SampleStore
-from sc_mllm_ros.nodes.checker import CheckerNode
-from sc_mllm_ros.nodes.correction import CorrectionNode
-from sc_mllm_ros.nodes.driver import GraphClient
+from sc_mllm_ros.client import ScMllmCommander
+from sc_mllm_ros.episode.serving import ModelServer
 from sc_mllm_ros.nodes.executor import ExecutorNode
 from sc_mllm_ros.nodes.learner import LearnerNode
-from sc_mllm_ros.nodes.policy import PolicyNode
+from sc_mllm_ros.nodes.model_host import ModelHost
 
 
 def _default_config() -> Path:
@@ -39,39 +36,38 @@ def _default_config() -> Path:
 DEFAULT_CONFIG = _default_config()
 
 
-def yaml_parameters(
-    path: str | Path | None, node_name: str, overrides: dict | None = None
-) -> list[Parameter]:
-    """A node's parameters from a ROS 2 params file (``/**`` and the node's section) plus ``overrides``."""
-    values: dict = {}
-    if path:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
-        for key in ("/**", node_name, f"/{node_name}"):
-            values.update((doc.get(key) or {}).get("ros__parameters", {}))
-    values.update(overrides or {})
-    return [Parameter(k, value=v) for k, v in values.items()]
-
-
 @dataclass
 class System:
-    nodes: list[Node]
-    client: GraphClient
+    host: ModelHost
+    nodes: list[Node]  # the host's nodes, the arm and the learner
+    client: ScMllmCommander
     executor: MultiThreadedExecutor
-    server: ModelServer
     _thread: threading.Thread = field(init=False)
+    _stop: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         for node in [*self.nodes, self.client]:
             self.executor.add_node(node)
-        self._thread = threading.Thread(target=self.executor.spin, name="sc_mllm_executor", daemon=True)
+        self._thread = threading.Thread(target=self._spin, name="sc_mllm_executor", daemon=True)
         self._thread.start()
+
+    def _spin(self) -> None:
+        # Spun here, not with executor.spin(): shutdown() stops this loop before it destroys the executor,
+        # which would otherwise race a callback in flight.
+        while not self._stop.is_set() and self.executor.context.ok():
+            self.executor.spin_once(timeout_sec=0.1)
+
+    @property
+    def server(self) -> ModelServer:
+        return self.host.server
 
     def node(self, cls: type) -> Node:
         return next(n for n in self.nodes if isinstance(n, cls))
 
     def shutdown(self) -> None:
-        self.executor.shutdown()
+        self._stop.set()
         self._thread.join(timeout=10)
+        self.executor.shutdown()
         for node in [*self.nodes, self.client]:
             close = getattr(node, "close", None)
             if close is not None:
@@ -86,23 +82,26 @@ def compose(
     overrides: dict[str, dict] | None = None,
     model_version: str = "",
 ) -> System:
-    """Build every node over one model; ``overrides`` maps node names to parameter values."""
+    """Model host, arm and learner over one ``model``; ``overrides`` maps node names to parameter values.
+
+    ``model`` None: the host loads its ``model_path`` (as the ``model_host`` executable does).
+    """
     if not rclpy.ok():
         raise RuntimeError("call rclpy.init() first")
-    data_dir = Path(data_dir)
-    overrides = overrides or {}
+    cli_args = ["--ros-args", "--params-file", str(config)] if config else None
+    overrides = dict(overrides or {})
+    for name in ("sc_mllm_model_host", "sc_mllm_learner"):  # the two that keep stores
+        overrides[name] = {"data_dir": str(data_dir), **overrides.get(name, {})}
 
-    def params(name: str) -> list[Parameter]:
-        return yaml_parameters(config, name, {"data_dir": str(data_dir), **overrides.get(name, {})})
+    def params(name: str) -> dict:
+        given = overrides.get(name, {})
+        return {
+            "cli_args": cli_args,
+            "parameter_overrides": [Parameter(k, value=v) for k, v in given.items()],
+        }
 
-    server = ModelServer(model, model_version=model_version or "in-process")
-    episodes = EpisodeStore(data_dir / "episodes.sqlite")
-    samples = SampleStore(data_dir / "samples.sqlite")
-    nodes = [
-        ExecutorNode(parameter_overrides=params("sc_mllm_executor")),
-        PolicyNode(server, episodes, parameter_overrides=params("sc_mllm_policy")),
-        CheckerNode(server, episodes, parameter_overrides=params("sc_mllm_checker")),
-        CorrectionNode(server, episodes, samples, parameter_overrides=params("sc_mllm_correction")),
-        LearnerNode(model.clone(), samples, parameter_overrides=params("sc_mllm_learner")),
-    ]
-    return System(nodes, GraphClient(), MultiThreadedExecutor(num_threads=8), server)
+    server = ModelServer(model, model_version=model_version or "in-process") if model is not None else None
+    host = ModelHost(server, overrides, cli_args)
+    arm = ExecutorNode(**params("sc_mllm_executor"))
+    learner = LearnerNode(host.server.model.clone(), **params("sc_mllm_learner"))
+    return System(host, [*host.nodes, arm, learner], ScMllmCommander(), MultiThreadedExecutor(num_threads=8))

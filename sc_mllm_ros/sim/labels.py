@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from sc_mllm_ros.causes import CAUSES  # one taxonomy for prompts, labels and messages
 from sc_mllm_ros.geometry import angle_between_deg, Pose, rotation_from_up_forward
 
 ROTATION_LIMIT_DEG = 30.0  # paper: rotation error when the approach axis is > 30 deg off the plane normal
-CAUSES = ("success", "position", "rotation", "position and rotation")
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 import threading
 import time
 
 import numpy as np
 
-from sc_mllm_ros.episode.learning import ADAPTER_FILE
+from sc_mllm_ros.episode.adapters import AdapterStore
 from sc_mllm_ros.episode.record import Attempt, BadInput, EpisodeRecord, Frame
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose, project
 
@@ -98,7 +97,7 @@ class ModelServer:
         with self._lock:
             if version <= self.adapter_version:
                 return False
-            self.model.load_adapter(Path(path) / ADAPTER_FILE)
+            AdapterStore.load(self.model, path)
             self.adapter_version = version
             return True
 
