@@ -13,6 +13,7 @@ setup(
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        ("share/" + package_name + "/gazebo", glob("gazebo/*")),
     ],
     include_package_data=True,
     package_data={package_name: ["assets/**/*", "assets/*"]},

@@ -40,11 +40,11 @@ ARM = {
     "mujoco": ("executor_node", "sc_mllm_executor", {"backend": "mujoco"}),
     "moveit": ("executor_node", "sc_mllm_executor", {"backend": "moveit"}),
 }
+# The model host is one process with four nodes (the model loaded once): no name remap, which would give all
+# four the same name. (executable, node name to give or None, the nodes it brings up)
 GRAPH = (
-    ("policy_node", "sc_mllm_policy"),
-    ("checker_node", "sc_mllm_checker"),
-    ("correction_node", "sc_mllm_correction"),
-    ("learner_node", "sc_mllm_learner"),
+    ("model_host", None, ("sc_mllm_model_host", "sc_mllm_policy", "sc_mllm_checker", "sc_mllm_correction")),
+    ("learner_node", "sc_mllm_learner", ("sc_mllm_learner",)),
 )
 # The packages each branch reads or starts, beyond this one and rviz2 (checked before anything starts).
 NEEDS = {
@@ -193,7 +193,7 @@ def _bringup(context: LaunchContext) -> list:
         arm_params.append(moveit_parameters(arg("robot_ip"), arg("use_fake_hardware")))
     executable, name, params = ARM["mujoco" if sim == "mujoco" else "moveit"]
     processes = [(executable, name, [config, shared, params, *arm_params])]
-    processes += [(executable, name, [config, shared]) for executable, name in GRAPH]
+    processes += [(executable, name, [config, shared]) for executable, name, _ in GRAPH]
     actions += [
         Node(package=PACKAGE, executable=exe, name=name, parameters=params, output="screen")
         for exe, name, params in processes

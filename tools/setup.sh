@@ -74,7 +74,7 @@ if [ -n "${SC_MLLM_ROS2_VENDOR:-}" ]; then
 fi
 
 # 5. colcon build of both packages (sc_mllm_msgs at sc_mllm_msgs/, sc_mllm_ros at the repository root).
-build_stamp=$(find sc_mllm_msgs setup.py setup.cfg package.xml launch config resource -type f -print0 2>/dev/null \
+build_stamp=$(find sc_mllm_msgs setup.py setup.cfg package.xml launch config gazebo resource -type f -print0 2>/dev/null \
   | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
 if [ "$(cat install/.sc_mllm_build 2>/dev/null)" != "$build_stamp" ]; then
   say "colcon build"
