@@ -28,6 +28,7 @@ setup(
             "sc-mllm = sc_mllm_ros.cli:main",
             "policy_node = sc_mllm_ros.nodes.policy:main",
             "executor_node = sc_mllm_ros.nodes.executor:main",
+            "sim_node = sc_mllm_ros.nodes.sim_node:main",
             "checker_node = sc_mllm_ros.nodes.checker:main",
             "correction_node = sc_mllm_ros.nodes.correction:main",
             "learner_node = sc_mllm_ros.nodes.learner:main",

@@ -33,7 +33,7 @@ def system(tmp_path):
     model = SCMLLM.from_pretrained(DEFAULT_MODEL)
     rclpy.init(domain_id=random.SystemRandom().randrange(1, 200))
     overrides = {
-        "sc_mllm_executor": {"scene_seed": 1},
+        "sc_mllm_sim": {"scene_seed": 1},
         "sc_mllm_learner": {"steps_per_update": 1},
     }
     system = compose(model, tmp_path / "data", overrides=overrides, model_version="test")

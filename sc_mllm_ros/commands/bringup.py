@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             load_model(model_path),
             out / "data",
             args.config or DEFAULT_CONFIG,
-            {"sc_mllm_executor": executor_params},
+            {"sc_mllm_sim": executor_params},
             model_version=model_path or "random-init",
         )
         if not args.demo:

@@ -21,9 +21,9 @@ from sc_mllm_ros.episode.store import EpisodeStore, SampleStore
 from sc_mllm_ros.nodes.checker import CheckerNode
 from sc_mllm_ros.nodes.correction import CorrectionNode
 from sc_mllm_ros.nodes.driver import GraphClient
-from sc_mllm_ros.nodes.executor import ExecutorNode
 from sc_mllm_ros.nodes.learner import LearnerNode
 from sc_mllm_ros.nodes.policy import PolicyNode
+from sc_mllm_ros.nodes.sim_node import SimNode
 
 
 def _default_config() -> Path:
@@ -99,7 +99,7 @@ def compose(
     episodes = EpisodeStore(data_dir / "episodes.sqlite")
     samples = SampleStore(data_dir / "samples.sqlite")
     nodes = [
-        ExecutorNode(parameter_overrides=params("sc_mllm_executor")),
+        SimNode(parameter_overrides=params("sc_mllm_sim")),
         PolicyNode(server, episodes, parameter_overrides=params("sc_mllm_policy")),
         CheckerNode(server, episodes, parameter_overrides=params("sc_mllm_checker")),
         CorrectionNode(server, episodes, samples, parameter_overrides=params("sc_mllm_correction")),
