@@ -49,7 +49,7 @@ def _bringup(context):
     config = LaunchConfiguration("config")
     shared = {"model_path": LaunchConfiguration("model_path"), "data_dir": LaunchConfiguration("data_dir")}
     actions = []
-    executor_params = [config, shared, {"backend": "mujoco" if sim == "mujoco" else "moveit"}]
+    executor_params = [config, shared]
     if sim == "gazebo":
         actions.append(
             IncludeLaunchDescription(
@@ -91,8 +91,8 @@ def _bringup(context):
     actions += [
         Node(
             package="sc_mllm_ros",
-            executable="executor_node",
-            name="sc_mllm_executor",
+            executable="sim_node" if sim == "mujoco" else "executor_node",
+            name="sc_mllm_sim" if sim == "mujoco" else "sc_mllm_executor",
             parameters=executor_params,
             output="screen",
         ),

@@ -24,7 +24,7 @@ import launch_testing.asserts  # noqa: E402
 import rclpy  # noqa: E402
 
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / "launch" / "franka_bringup.launch.py"
-NODES = {"sc_mllm_executor", "sc_mllm_policy", "sc_mllm_checker", "sc_mllm_correction", "sc_mllm_learner"}
+NODES = {"sc_mllm_sim", "sc_mllm_policy", "sc_mllm_checker", "sc_mllm_correction", "sc_mllm_learner"}
 
 
 @pytest.mark.launch_test
