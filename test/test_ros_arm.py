@@ -20,7 +20,7 @@ tf2_ros = pytest.importorskip(
     "tf2_ros", reason="tf2_ros is not installed: tools/setup.sh with SC_MLLM_ROS2_VENDOR set installs it"
 )
 
-from action_msgs.msg import GoalStatus  # noqa: E402
+from action_msgs.msg import GoalStatus  # noqa: E402, I100
 from geometry_msgs.msg import TransformStamped  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
