@@ -46,17 +46,20 @@ BASE = "fr3_link0"
 
 @pytest.fixture(scope="module")
 def ros():
+    """A DDS domain of this module alone, spun by background threads; the nodes join it."""
     rclpy.init(domain_id=random.SystemRandom().randrange(1, 200))
     executor = MultiThreadedExecutor(num_threads=6)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield executor
-    executor.shutdown()
-    thread.join(5)
-    rclpy.shutdown()
+    spinner = threading.Thread(target=executor.spin, daemon=True, name="test_ros_arm_spin")
+    spinner.start()
+    try:
+        yield executor
+    finally:
+        executor.shutdown()
+        spinner.join(5)
+        rclpy.shutdown()
 
 
-def until(predicate: Callable[[], object], timeout: float = 20.0):
+def until(predicate: Callable[[], object], timeout: float = 30.0):
     """The predicate's first truthy value, polled until ``timeout``."""
     end = time.monotonic() + timeout
     while (value := predicate()) is None or value is False or (hasattr(value, "__len__") and not len(value)):
@@ -293,7 +296,7 @@ def moveit(ros, monkeypatch):
     node = ExecutorNode(parameter_overrides=[Parameter("end_image_timeout_s", value=5.0)])
     attach(ros, node, camera, client)
     assert client.action.wait_for_server(timeout_sec=20)
-    until(lambda: client.got["rgb"])
+    until(lambda: client.got["rgb"] and node.tf_buffer.can_transform(BASE, OPTICAL, Time()))
     yield node, cell, camera, client
     detach(ros, node, camera, client)
     node.close()

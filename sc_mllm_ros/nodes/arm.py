@@ -217,15 +217,9 @@ class ArmNode(Node):
         result.success, result.status = outcome.status == Status.COMPLETED, outcome.status
         result.message = outcome.message
         result.final_ee_pose = conv.pose_msg(outcome.ee_pose.transformed(goal_from_base, goal_frame), header)
-        msg = ExecutionOutcome(
-            header=header,
-            episode_id=goal.episode_id,
-            attempt=goal.attempt,
-            completed=result.success,
-            status=outcome.status,
-            message=outcome.message,
-            final_ee_pose=result.final_ee_pose,
-        )
+        msg = ExecutionOutcome(header=header, episode_id=goal.episode_id, attempt=goal.attempt)
+        msg.completed, msg.status, msg.message = result.success, result.status, result.message
+        msg.final_ee_pose = result.final_ee_pose
         if outcome.end_rgb is not None:
             msg.end_image = conv.image_msg(outcome.end_rgb, "rgb8", header)
             msg.camera_info = conv.camera_info_msg(outcome.intrinsics, header)
