@@ -52,6 +52,7 @@ class Cell:
         self.finished: list[float] = []  # wall time at which each execution returned
         self.unreachable: set[int] = set()  # indices of goals without a plan
         self.execution_status = "SUCCEEDED"
+        self.planner_error: Exception | None = None  # plan() raises it
         self.block_execution = False  # execute() waits for stop_execution()
         self.executing = threading.Event()
         self.stopped = threading.Event()
@@ -75,6 +76,8 @@ class PlanningComponent:
         self.cell.goals.append((pose_stamped_msg, pose_link))
 
     def plan(self, single_plan_parameters=None, multi_plan_parameters=None) -> PlanResult:
+        if self.cell.planner_error is not None:
+            raise self.cell.planner_error
         index = len(self.cell.goals) - 1
         return PlanResult(None if index in self.cell.unreachable else f"trajectory-{index}")
 

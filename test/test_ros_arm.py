@@ -330,6 +330,11 @@ def test_moveit_unreachable_and_failed_executions_are_reported_and_graded(moveit
     assert not res.success and res.status == ExecutionOutcome.STATUS_FAILED and "ABORTED" in res.message
     outcome = until(lambda: len(client.got["outcome"]) > n_out and client.got["outcome"][-1])
     assert outcome.attempt == 2 and not outcome.completed
+    cell.planner_error = RuntimeError("planning pipeline crashed")
+    res = client.execute(GOAL, attempt=3)
+    assert res.status == ExecutionOutcome.STATUS_FAILED and "planning pipeline crashed" in res.message
+    assert any("planning pipeline crashed" in e.data for e in client.got["errors"])
+    assert client.execute(GOAL).status == ExecutionOutcome.STATUS_FAILED  # the arm is free again
 
 
 def test_moveit_cancel_stops_the_execution_manager_and_reports_canceled(moveit) -> None:

@@ -190,7 +190,13 @@ class ArmNode(Node):
                 goal_handle.canceled()
                 result.status, result.message = Status.CANCELED, "canceled before the arm moved"
                 return result
-            outcome = self.arm.execute(base_goal, on_phase)
+            try:
+                outcome = self.arm.execute(base_goal, on_phase)
+            except Exception as err:  # an arm's error must reach the client, not only the log
+                self.error(f"the arm failed on episode '{goal.episode_id}': {err!r}")
+                goal_handle.abort()
+                result.status, result.message = Status.FAILED, f"the arm failed: {err!r}"
+                return result
         finally:
             self._busy.release()
         if goal_handle.is_cancel_requested or outcome.status == Status.CANCELED:
