@@ -199,7 +199,7 @@ class ArmNode(Node):
                 return result
         finally:
             self._busy.release()
-        if goal_handle.is_cancel_requested or outcome.status == Status.CANCELED:
+        if outcome.status == Status.CANCELED:  # a cancel (or the e-stop) stopped it; a late cancel did not
             result.status, result.message = Status.CANCELED, outcome.message
             goal_handle.canceled() if goal_handle.is_cancel_requested else goal_handle.abort()
             return result
