@@ -62,7 +62,7 @@ def ros():
 def until(predicate: Callable[[], object], timeout: float = 30.0):
     """The predicate's first truthy value, polled until ``timeout``."""
     end = time.monotonic() + timeout
-    while (value := predicate()) is None or value is False or (hasattr(value, "__len__") and not len(value)):
+    while not (value := predicate()):
         assert time.monotonic() < end, "timed out"
         time.sleep(0.05)
     return value
