@@ -29,6 +29,7 @@ setup(
             "sc-mllm = sc_mllm_ros.cli:main",
             "model_host = sc_mllm_ros.nodes.model_host:main",
             "executor_node = sc_mllm_ros.nodes.executor:main",
+            "sim_node = sc_mllm_ros.nodes.sim_node:main",
             "learner_node = sc_mllm_ros.nodes.learner:main",
         ],
     },

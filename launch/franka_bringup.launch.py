@@ -37,8 +37,8 @@ SIMS = ("mujoco", "gazebo", "none")
 # The graph's processes: the arm (per world) and the nodes beside it, as (executable, node name, parameters).
 # One table, so the process set changes in one place.
 ARM = {
-    "mujoco": ("executor_node", "sc_mllm_executor", {"backend": "mujoco"}),
-    "moveit": ("executor_node", "sc_mllm_executor", {"backend": "moveit"}),
+    "mujoco": ("sim_node", "sc_mllm_sim", {}),
+    "moveit": ("executor_node", "sc_mllm_executor", {}),
 }
 # The model host is one process with four nodes (the model loaded once): no name remap, which would give all
 # four the same name. (executable, node name to give or None, the nodes it brings up)

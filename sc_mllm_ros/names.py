@@ -28,7 +28,7 @@ ADAPTER_VERSION = "sc_mllm/adapter_version"
 EXECUTE_POSE = "sc_mllm/execute_pose"
 EXECUTION_OUTCOME = "sc_mllm/execution_outcome"
 PAUSE = "sc_mllm/pause"
-CAMERA_EXTRINSICS = "sc_mllm/camera_extrinsics"
+EE_POSE = "sc_mllm/ee_pose"
 
 # simulation only
 EXPERT_HINTS = "sc_mllm/sim/expert_hints"

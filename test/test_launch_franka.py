@@ -239,10 +239,10 @@ def test_mujoco_branch_starts_the_graph_and_no_franka_package(franka_env) -> Non
     walk = evaluate({"sim": "mujoco", "use_rviz": "false"})
     assert not walk.problems and not walk.includes
     module = load_launch_module("franka_bringup.launch.py")
-    expected = {module.ARM["mujoco"][0]} | {exe for exe, _ in module.GRAPH}
+    expected = {module.ARM["mujoco"][0]} | {exe for exe, _, _ in module.GRAPH}
     assert {exe for _, exe in walk.executables()} == expected
     arm = walk.node_parameters(module.ARM["mujoco"][0])
-    assert arm["backend"] == "mujoco" and arm["use_sim_time"] is False
+    assert arm["use_sim_time"] is False
     assert "robot_description" not in arm
 
 
@@ -260,7 +260,6 @@ def test_real_arm_branch_builds_moveit_parameters_like_franka(franka_env, fake: 
     assert ("controller_manager", "ros2_control_node") in executables
     assert walk.context.launch_configurations["use_fake_hardware"] == fake
     arm = walk.node_parameters("executor_node")
-    assert arm["backend"] == "moveit"
     assert_moveit_parameters(arm)
     assert 'robot_ip">10.0.0.2' not in arm["robot_description"]  # no ros2_control block: moveit_py only plans
 
@@ -332,7 +331,7 @@ def test_gazebo_branch_evaluates_against_the_real_franka_files(franka_env) -> No
     spawners = [n for n in walk.nodes if n[1:3] == ("controller_manager", "spawner")]
     assert len(spawners) == 2, "the broadcaster and MoveIt's controller, each with its own type and file"
     arm = walk.node_parameters("executor_node")
-    assert arm["backend"] == "moveit" and arm["use_sim_time"] is True
+    assert arm["use_sim_time"] is True
     assert_moveit_parameters(arm)
     for _, package, executable, parameters in walk.nodes:  # every node, move_group too: simulated time
         assert parameters.get("use_sim_time") is True, f"{package}/{executable}"

@@ -38,7 +38,7 @@ def system(tmp_path, monkeypatch):
     rclpy.init(domain_id=random.SystemRandom().randrange(1, 200))
     # Scene 15 of the unseen split: the shipped model's first answer fails there (as in `make demo`).
     overrides = {
-        "sc_mllm_executor": {"scene_seed": 15, "scene_split": "test_unseen"},
+        "sc_mllm_sim": {"scene_seed": 15, "scene_split": "test_unseen"},
         "sc_mllm_learner": {"steps_per_update": 1},
     }
     # No model given: the host loads its model_path (empty: the shipped model), as the executable does.

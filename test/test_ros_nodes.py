@@ -1,7 +1,6 @@
 """Each node over real rclpy/DDS in this process.
 
-Bad input is refused with a clear error and nothing is published for it; the executor never sends a goal
-outside the envelope; pause stops it.
+Bad input is refused with a clear error and nothing is published for it (the arm nodes: test_ros_arm.py).
 """
 
 from __future__ import annotations
@@ -18,13 +17,11 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed: run tools/setup.sh")
-from rclpy.action import ActionClient  # noqa: E402
 from rclpy.duration import Duration  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
-from std_srvs.srv import SetBool  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from sc_mllm_msgs.action import ExecutePose  # noqa: E402
@@ -33,9 +30,8 @@ from sc_mllm_msgs.srv import RequestCorrection  # noqa: E402
 from sc_mllm_ros.episode.record import EpisodeRecord, Frame  # noqa: E402
 from sc_mllm_ros.episode.serving import ModelServer  # noqa: E402
 from sc_mllm_ros.episode.store import EpisodeStore  # noqa: E402
-from sc_mllm_ros.geometry import CameraIntrinsics, Pose  # noqa: E402
+from sc_mllm_ros.geometry import CameraIntrinsics  # noqa: E402
 from sc_mllm_ros.nodes import conversions as conv  # noqa: E402
-from sc_mllm_ros.nodes.executor import ExecutorNode  # noqa: E402
 from sc_mllm_ros.nodes.model_host import ModelHost  # noqa: E402
 from sc_mllm_ros.nodes.qos import EVENTS_QOS, SENSOR_QOS  # noqa: E402
 
@@ -185,14 +181,13 @@ def test_policy_answers_a_good_frame_with_goal_prediction_markers_and_debug_imag
 def test_policy_keeps_out_of_bounds_goals_to_itself(policy) -> None:
     node, probe = policy
     from geometry_msgs.msg import TransformStamped
-
-    from sc_mllm_ros.nodes.qos import LATCHED_QOS
-    from sc_mllm_ros.nodes.safety_gate import EXTRINSICS_TOPIC
+    from tf2_ros import StaticTransformBroadcaster
 
     extrinsics = TransformStamped()  # the camera 10 m in front of the robot: every goal is out of reach
+    extrinsics.header.frame_id, extrinsics.child_frame_id = node.gate.base_frame, "camera_color_optical_frame"
     extrinsics.transform.translation.x, extrinsics.transform.rotation.w = 10.0, 1.0
-    probe.create_publisher(TransformStamped, EXTRINSICS_TOPIC, LATCHED_QOS).publish(extrinsics)
-    wait(lambda: node.host.gate._base_from_camera is not None)
+    StaticTransformBroadcaster(probe).sendTransform(extrinsics)
+    wait(lambda: node.host.gate.knows("camera_color_optical_frame"))
     probe.send_frame()
     probe.task.publish(String(data="pull the drawer"))
     error = wait(lambda: probe.got["errors"] and probe.got["errors"][-1].data)
@@ -352,64 +347,6 @@ def test_the_correct_cli_is_a_client_of_the_service(correction, server) -> None:
     assert episodes.get(rec.episode_id).attempts[-1].hint_contact == (7, 8)
     bad = subprocess.run([*cmd[:4], "--up", "0,0,1"], env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "both --up and --forward" in bad.stdout
-
-
-# -- executor: safety envelope and pause -------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def executor(ros):
-    node = ExecutorNode(parameter_overrides=[rclpy.parameter.Parameter("scene_seed", value=1)])
-    client_node = rclpy.create_node("test_executor_client")
-    action = ActionClient(client_node, ExecutePose, "/sc_mllm/execute_pose")
-    pause = client_node.create_client(SetBool, "/sc_mllm/pause")
-    probe = Probe()
-    for n in (node, client_node, probe):
-        ros.add_node(n)
-    assert action.wait_for_server(timeout_sec=20) and pause.wait_for_service(timeout_sec=20)
-    yield node, action, pause, probe
-    for n in (node, client_node, probe):
-        ros.remove_node(n)
-        n.destroy_node()
-    node.close()
-
-
-def execute(action, pose: Pose, frame_id: str = "camera_color_optical_frame"):
-    goal = ExecutePose.Goal(
-        target=conv.pose_msg(Pose(pose.position, pose.rotation, frame_id), Header()), episode_id="test"
-    )
-    sent = action.send_goal_async(goal)
-    handle = wait(lambda: sent.done() and sent.result(), 20)
-    result = handle.get_result_async()
-    return wait(lambda: result.done() and result.result(), 30).result
-
-
-def test_out_of_bounds_goals_are_rejected_and_never_sent(executor) -> None:
-    node, action, _, probe = executor
-    gt = node.backend.world.ground_truth.pose
-    far = Pose(gt.position + np.array([0.0, 0.0, 3.0]), gt.rotation)  # 3 m further along the optical axis
-    n_out = len(probe.got["outcome"])
-    res = execute(action, far)
-    assert not res.success and "outside the workspace box" in res.message
-    res = execute(action, gt, frame_id="world")
-    assert not res.success and "frame 'world'" in res.message
-    time.sleep(0.3)
-    assert len(probe.got["outcome"]) == n_out  # nothing ran, nothing to grade
-    assert any("not sent to the arm" in e.data for e in probe.got["errors"])
-
-
-def test_pause_refuses_goals_until_released_and_a_safe_goal_runs(executor) -> None:
-    node, action, pause, probe = executor
-    gt = node.backend.world.ground_truth.pose
-    res = wait(lambda: (f := pause.call_async(SetBool.Request(data=True))) and wait(f.done) and f.result())
-    assert res.success and node.paused
-    res = execute(action, gt)
-    assert not res.success and "paused" in res.message
-    wait(lambda: (f := pause.call_async(SetBool.Request(data=False))) and wait(f.done) and f.result())
-    n_out = len(probe.got["outcome"])
-    res = execute(action, gt)
-    assert res.success, res.message
-    outcome = wait(lambda: len(probe.got["outcome"]) > n_out and probe.got["outcome"][-1])
-    assert outcome.episode_id == "test" and outcome.end_image.height == node.backend.frame.rgb.shape[0]
-    assert "pulled" in outcome.message  # the ground-truth pose opens the part in the simulator
 
 
 # -- learner: the two tunables change at run time, the rest is read-only --------------------------------

@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     rclpy.init()
     system = None
     try:
-        executor_params = {
+        sim_params = {
             "scene_seed": args.scene_seed,
             "scene_split": args.split,
             "scene_category": args.category,
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             load_model(args.model),
             out / "data",
             args.config or DEFAULT_CONFIG,
-            {"sc_mllm_executor": executor_params},
+            {"sc_mllm_sim": sim_params},
             model_version=model_version(args.model),
         )
         if not args.demo:

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     system = None
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            overrides = {"sc_mllm_policy": {"auto_execute": False}, "sc_mllm_executor": {"scene_seed": 0}}
+            overrides = {"sc_mllm_policy": {"auto_execute": False}, "sc_mllm_sim": {"scene_seed": 0}}
             system = compose(model, data_dir, DEFAULT_CONFIG, overrides, model_version=args.model)
             client = system.client
             client.wait_for_frames(2, 60.0)

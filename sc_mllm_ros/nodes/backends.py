@@ -1,11 +1,10 @@
-"""The executor's arms behind one interface: the embedded MuJoCo Panda, or MoveIt through moveit_py.
+"""The two :class:`~sc_mllm_ros.nodes.arm.Arm` implementations: the embedded MuJoCo Panda, and MoveIt 2.
 
-Both take a goal in the camera optical frame, run the pull primitive and return an :class:`Outcome`.
+Both take a goal in their base frame, run the pull primitive and return an :class:`Outcome`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 import threading
@@ -13,21 +12,13 @@ import threading
 import numpy as np
 
 from sc_mllm_ros.geometry import CameraIntrinsics, Pose, rotation_from_quaternion
+from sc_mllm_ros.nodes.arm import Outcome, PhaseCallback, Status
 
-PhaseCallback = Callable[[str, float], None]
+OPTICAL_FRAME = "camera_color_optical_frame"
 
 
 class ExecutionStopped(RuntimeError):
-    """The pause/e-stop service stopped the primitive."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    completed: bool
-    message: str
-    ee_pose: Pose  # camera optical frame
-    end_rgb: np.ndarray | None  # None: the caller takes the latest camera frame
-    intrinsics: CameraIntrinsics | None
+    """A cancel or the e-stop stopped the primitive."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +28,11 @@ class SimFrame:
     intrinsics: CameraIntrinsics
     joint_names: list[str]
     joint_positions: np.ndarray
-    ee_pose: Pose
+    ee_pose: Pose  # camera optical frame
 
 
-class SimBackend:
-    """The embedded MuJoCo arm of :mod:`sc_mllm_ros.sim`.
+class SimArm:
+    """The embedded MuJoCo arm of :mod:`sc_mllm_ros.sim`; its world frame is the robot base.
 
     Every world call runs on one dedicated thread: MuJoCo's GL context belongs to the thread that
     made it, and it serialises execution, rendering and the experts. After each primitive the world
@@ -50,6 +41,7 @@ class SimBackend:
 
     def __init__(
         self,
+        base_frame: str,
         split: str = "train",
         category: str = "",
         image_size: int = 112,
@@ -57,6 +49,7 @@ class SimBackend:
         rotation_noise_deg: float = 6.0,
         seed: int = 0,
     ) -> None:
+        self.base_frame = base_frame
         self.split, self.category, self.image_size = split, category or None, image_size
         self.position_noise_px, self.rotation_noise_deg = position_noise_px, rotation_noise_deg
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc_mllm_mujoco")
@@ -96,25 +89,31 @@ class SimBackend:
         return self.world.object_name
 
     def base_from_camera(self) -> np.ndarray:
-        return self.world.camera_pose.copy()  # the world frame is the robot base (base at the origin)
+        """4x4 base <- camera optical frame of the loaded scene (its static transform on tf2)."""
+        return self.world.camera_pose.copy()
 
-    def execute(self, pose: Pose, on_phase: PhaseCallback) -> Outcome:
+    def execute(self, goal: Pose, on_phase: PhaseCallback) -> Outcome:
         self._stop.clear()
+        base_from_camera = self.base_from_camera()
 
         def phase(name: str, progress: float) -> None:
             if self._stop.is_set():
-                raise ExecutionStopped(f"stopped by the e-stop during {name}")
+                raise ExecutionStopped(f"stopped during {name}")
             on_phase(name, progress)
 
         def run() -> Outcome:
             try:
-                res = self.world.execute(pose, on_phase=phase)
+                res = self.world.execute(
+                    goal.transformed(np.linalg.inv(base_from_camera), OPTICAL_FRAME), on_phase=phase
+                )
             except ExecutionStopped as err:
-                ee = self.world.ee_pose()
+                ee = self.world.ee_pose().transformed(base_from_camera, self.base_frame)
                 self._snapshot(self.world.reset())
-                return Outcome(False, str(err), ee, None, None)
+                return Outcome(Status.CANCELED, str(err), ee)
             self._snapshot(self.world.reset())
-            return Outcome(True, res.message, res.ee_pose, res.end_obs.rgb, res.end_obs.intrinsics)
+            ee = res.ee_pose.transformed(base_from_camera, self.base_frame)
+            # The primitive ran (the world reports why a pull did not open the part): the checker grades it.
+            return Outcome(Status.COMPLETED, res.message, ee, res.end_obs.rgb, res.end_obs.intrinsics)
 
         return self._call(run)
 
@@ -122,7 +121,7 @@ class SimBackend:
         self._stop.set()
 
     def expert_hints(self) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
-        """The automatic position and rotation experts' hints for the loaded scene."""
+        """Simulation only: the ground-truth position and rotation experts' hints for the loaded scene."""
 
         def hints():
             from sc_mllm_ros.sim import PositionExpert, RotationExpert
@@ -140,15 +139,16 @@ class SimBackend:
         self._thread.shutdown(wait=True)
 
 
-class MoveItBackend:
-    """A real or Gazebo Franka through moveit_py (Jazzy): pre-pose, contact, attach, pull, each planned.
+class MoveItArm:
+    """A real or Gazebo Franka through moveit_py: pre-pose, contact, pull, each planned and executed.
 
-    ``base_from_camera`` is the camera's extrinsic calibration (4x4, base frame <- camera optical frame).
+    A waypoint without a plan ends the primitive as :attr:`Status.UNREACHABLE`; a plan whose execution
+    ``MoveItPy.execute`` reports as failed ends it as :attr:`Status.FAILED`; :meth:`stop` stops the
+    trajectory execution manager. The end image is not the arm's to give: the node takes the camera's.
     """
 
     def __init__(
         self,
-        base_from_camera: np.ndarray,
         group: str = "fr3_arm",
         ee_link: str = "fr3_hand_tcp",
         base_frame: str = "fr3_link0",
@@ -157,17 +157,13 @@ class MoveItBackend:
     ) -> None:
         from moveit.planning import MoveItPy  # only on a full ROS 2 install with MoveIt 2
 
-        self._base_from_camera = np.asarray(base_from_camera, float)
         self.moveit = MoveItPy(node_name="sc_mllm_moveit_py")
         self.arm = self.moveit.get_planning_component(group)
         self.ee_link, self.base_frame = ee_link, base_frame
         self.pre_distance, self.pull_distance = pre_distance, pull_distance
         self._stop = threading.Event()
 
-    def base_from_camera(self) -> np.ndarray:
-        return self._base_from_camera.copy()
-
-    def _move_to(self, pose: Pose) -> bool:
+    def _plan_and_execute(self, pose: Pose, name: str) -> tuple[Status, str]:
         from geometry_msgs.msg import PoseStamped
 
         goal = PoseStamped()
@@ -178,37 +174,42 @@ class MoveItBackend:
         self.arm.set_start_state_to_current_state()
         self.arm.set_goal_state(pose_stamped_msg=goal, pose_link=self.ee_link)
         plan = self.arm.plan()
-        if not plan or self._stop.is_set():
-            return False
-        self.moveit.execute(plan.trajectory, controllers=[])
-        return not self._stop.is_set()
+        if self._stop.is_set():
+            return Status.CANCELED, f"stopped before {name}"
+        if not plan:
+            return Status.UNREACHABLE, f"MoveIt found no plan for {name}"
+        status = self.moveit.execute(plan.trajectory, controllers=[])
+        if self._stop.is_set():
+            return Status.CANCELED, f"stopped during {name}"
+        if not status:
+            return Status.FAILED, f"execution of {name} failed: {getattr(status, 'status', status)}"
+        return Status.COMPLETED, ""
 
-    def _ee_pose_camera(self) -> Pose:
+    def _ee_pose(self) -> Pose:
         with self.moveit.get_planning_scene_monitor().read_only() as scene:
             ee = scene.current_state.get_pose(self.ee_link)
         q = np.array([ee.orientation.x, ee.orientation.y, ee.orientation.z, ee.orientation.w])
-        base = Pose(np.array([ee.position.x, ee.position.y, ee.position.z]), rotation_from_quaternion(q))
-        return base.transformed(np.linalg.inv(self._base_from_camera), "camera_color_optical_frame")
+        p = np.array([ee.position.x, ee.position.y, ee.position.z])
+        return Pose(p, rotation_from_quaternion(q), self.base_frame)
 
-    def execute(self, pose: Pose, on_phase: PhaseCallback) -> Outcome:
+    def execute(self, goal: Pose, on_phase: PhaseCallback) -> Outcome:
         self._stop.clear()
-        goal = pose.transformed(self._base_from_camera, self.base_frame)
         waypoints = (("pre_pose", -self.pre_distance), ("approach", 0.0), ("pull", -self.pull_distance))
         for i, (name, offset) in enumerate(waypoints):
             on_phase(name, i / len(waypoints))
             target = Pose(goal.position + offset * goal.up, goal.rotation, self.base_frame)
-            if not self._move_to(target):
-                why = "stopped by the e-stop" if self._stop.is_set() else "MoveIt found no plan"
-                return Outcome(False, f"{why} for {name}", self._ee_pose_camera(), None, None)
+            status, why = self._plan_and_execute(target, name)
+            if status != Status.COMPLETED:
+                return Outcome(status, why, self._ee_pose())
         on_phase("release", 1.0)
-        return Outcome(True, "pull primitive completed", self._ee_pose_camera(), None, None)
+        return Outcome(Status.COMPLETED, "pull primitive completed", self._ee_pose())
 
     def stop(self) -> None:
         self._stop.set()
-        # Jazzy's moveit_py spells it "trajactory"; later releases may fix the name.
-        name = "get_trajactory_execution_manager"
+        # moveit_py 2.10 spells it "trajactory"; 2.12 fixed the name.
+        name = "get_trajectory_execution_manager"
         if not hasattr(self.moveit, name):
-            name = "get_trajectory_execution_manager"
+            name = "get_trajactory_execution_manager"
         getattr(self.moveit, name)().stop_execution()
 
     def close(self) -> None:

@@ -1,25 +1,28 @@
-"""The safety envelope as node parameters, and the gate every node applies before a goal leaves it.
+"""The safety envelope as node parameters, tf2 lookups, and the gate a node applies before a goal leaves it.
 
-The executor is the last authority (it checks every goal against the backend's own camera extrinsics).
-It also announces those extrinsics, latched, on ``/sc_mllm/camera_extrinsics``, so that the policy and
-the correction service refuse an out-of-bounds goal before publishing it on ``/sc_mllm/goal_pose``,
-where other consumers (a MoveIt user's own planner) might take it.
+The envelope lives in the robot base frame (parameter ``base_frame``); goals are in the camera optical frame.
+The transform between them comes from tf2: the simulator node publishes it (a static transform), and on a
+real cell the hand-eye calibration is a static transform published by the launch. The arm node is the last
+authority and refuses a goal whose frame it cannot look up; the policy and the correction service use
+:class:`GoalGate` to keep an out-of-bounds goal off ``/sc_mllm/goal_pose``, where other consumers (a MoveIt
+user's own planner) might take it.
 """
 
 from __future__ import annotations
 
-import threading
-
-from geometry_msgs.msg import TransformStamped
+from geometry_msgs.msg import Transform
 import numpy as np
+from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.time import Time
 
-from sc_mllm_ros.episode.safety import SafetyEnvelope
+from sc_mllm_ros.episode.safety import GoalRejected, SafetyEnvelope
 from sc_mllm_ros.geometry import Pose, quaternion_from_rotation, rotation_from_quaternion
-from sc_mllm_ros.nodes.qos import LATCHED_QOS
 from sc_mllm_ros.nodes.runtime import declare
 
-EXTRINSICS_TOPIC = "/sc_mllm/camera_extrinsics"
+# franka_description's base link: the MoveIt planning frame of the FR3, and the simulator's base frame too,
+# so one envelope and one set of frames serve every cell.
+DEFAULT_BASE_FRAME = "fr3_link0"
 
 
 def declare_envelope(node: Node) -> SafetyEnvelope:
@@ -43,35 +46,57 @@ def declare_envelope(node: Node) -> SafetyEnvelope:
     )
 
 
-def extrinsics_msg(base_from_camera: np.ndarray, base_frame: str, camera_frame: str) -> TransformStamped:
-    msg = TransformStamped()
-    msg.header.frame_id, msg.child_frame_id = base_frame, camera_frame
-    t, q = msg.transform.translation, msg.transform.rotation
-    t.x, t.y, t.z = (float(v) for v in base_from_camera[:3, 3])
-    q.x, q.y, q.z, q.w = (float(v) for v in quaternion_from_rotation(base_from_camera[:3, :3]))
-    return msg
+def declare_base_frame(node: Node) -> str:
+    return declare(node, "base_frame", DEFAULT_BASE_FRAME, "robot base frame: the envelope's frame (tf2)")
+
+
+def matrix_from_transform(t: Transform) -> np.ndarray:
+    """4x4 parent <- child of a geometry_msgs Transform."""
+    m = np.eye(4)
+    q = t.rotation
+    m[:3, :3] = rotation_from_quaternion(np.array([q.x, q.y, q.z, q.w]))
+    m[:3, 3] = [t.translation.x, t.translation.y, t.translation.z]
+    return m
+
+
+def transform_from_matrix(m: np.ndarray) -> Transform:
+    t = Transform()
+    t.translation.x, t.translation.y, t.translation.z = (float(v) for v in m[:3, 3])
+    q = t.rotation
+    q.x, q.y, q.z, q.w = (float(v) for v in quaternion_from_rotation(m[:3, :3]))
+    return t
+
+
+def lookup(buffer, target: str, source: str, stamp: Time | None = None, timeout_s: float = 0.0) -> np.ndarray:
+    """4x4 ``target`` <- ``source`` from a ``tf2_ros.Buffer``; :class:`GoalRejected` saying why if unknown."""
+    from tf2_ros import TransformException
+
+    try:
+        msg = buffer.lookup_transform(target, source, stamp or Time(), Duration(seconds=timeout_s))
+    except TransformException as err:
+        raise GoalRejected(f"no transform {target} <- '{source}' on tf2: {err}") from err
+    return matrix_from_transform(msg.transform)
 
 
 class GoalGate:
-    """Checks goals against the envelope once the executor has announced the camera extrinsics."""
+    """Checks goals against the envelope once tf2 knows the base <- goal frame transform.
+
+    Until then ``check`` lets goals pass: the arm node checks every goal again and refuses unknown frames.
+    """
 
     def __init__(self, node: Node) -> None:
-        self.envelope = declare_envelope(node)
-        self._base_from_camera: np.ndarray | None = None
-        self._lock = threading.Lock()
-        node.create_subscription(TransformStamped, EXTRINSICS_TOPIC, self._on_extrinsics, LATCHED_QOS)
+        from tf2_ros import Buffer, TransformListener
 
-    def _on_extrinsics(self, msg: TransformStamped) -> None:
-        t, q = msg.transform.translation, msg.transform.rotation
-        m = np.eye(4)
-        m[:3, :3] = rotation_from_quaternion(np.array([q.x, q.y, q.z, q.w]))
-        m[:3, 3] = [t.x, t.y, t.z]
-        with self._lock:
-            self._base_from_camera = m
+        self.envelope = declare_envelope(node)
+        self.base_frame = declare_base_frame(node)
+        self.buffer = Buffer()
+        self._listener = TransformListener(self.buffer, node)
+
+    def knows(self, frame_id: str) -> bool:
+        """Whether tf2 can transform ``frame_id`` to the base frame now."""
+        return self.buffer.can_transform(self.base_frame, frame_id, Time())
 
     def check(self, pose: Pose) -> None:
-        """Raise :class:`GoalRejected` for a goal outside the envelope (no-op until extrinsics are known)."""
-        with self._lock:
-            base_from_camera = self._base_from_camera
-        if base_from_camera is not None:
-            self.envelope.check(pose, base_from_camera)
+        """Raise :class:`GoalRejected` for a goal outside the envelope (no-op until the frame is known)."""
+        if self.knows(pose.frame_id):
+            self.envelope.check(pose, lookup(self.buffer, self.base_frame, pose.frame_id))

@@ -1,7 +1,7 @@
 """The graph in one process under a MultiThreadedExecutor (``sc-mllm bringup``, tests).
 
 The three processes of the launch file, composed: the model host (one model for the policy, checker and
-correction nodes and the ``run_episode`` action), the arm (today's executor node on the embedded world)
+correction nodes and the ``run_episode`` action), the arm (the simulator node on the embedded world)
 and the learner, which trains its own copy of the adapter (the serving model is never trained).
 """
 
@@ -18,9 +18,9 @@ from rclpy.parameter import Parameter
 
 from sc_mllm_ros.client import ScMllmCommander
 from sc_mllm_ros.episode.serving import ModelServer
-from sc_mllm_ros.nodes.executor import ExecutorNode
 from sc_mllm_ros.nodes.learner import LearnerNode
 from sc_mllm_ros.nodes.model_host import ModelHost
+from sc_mllm_ros.nodes.sim_node import SimNode
 
 
 def _default_config() -> Path:
@@ -102,6 +102,6 @@ def compose(
 
     server = ModelServer(model, model_version=model_version or "in-process") if model is not None else None
     host = ModelHost(server, overrides, cli_args)
-    arm = ExecutorNode(**params("sc_mllm_executor"))
+    arm = SimNode(**params("sc_mllm_sim"))
     learner = LearnerNode(host.server.model.clone(), **params("sc_mllm_learner"))
     return System(host, [*host.nodes, arm, learner], ScMllmCommander(), MultiThreadedExecutor(num_threads=8))
