@@ -14,6 +14,7 @@ import threading
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
+from sc_mllm_ros import names
 from sc_mllm_ros.episode.record import BadInput
 from sc_mllm_ros.nodes import conversions as conv
 from sc_mllm_ros.nodes.arm import ArmNode, Outcome
