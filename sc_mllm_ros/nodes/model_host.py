@@ -90,7 +90,9 @@ class ActionArm:
             return Execution.refused(pred, f"rejected by the safety envelope, not sent: {rejected}")
         if not self.client.server_is_ready():
             return Execution.refused(pred, f"the arm's action {names.EXECUTE_POSE} is not available")
-        eid = record.episode_id
+        index = next(i for i, a in enumerate(record.attempts) if a is attempt)
+        # Outcomes are matched by episode and attempt, so a late end state never grades the wrong attempt.
+        eid = f"{record.episode_id}#{index}"
         with self._lock:
             self._in_flight.add(eid)
             self._ends.pop(eid, None)
@@ -101,7 +103,12 @@ class ActionArm:
         timer.daemon = True
         timer.start()
         ex.outcome.add_done_callback(lambda _: timer.cancel())
-        goal = ExecutePose.Goal(target=pred.pose, primitive=ExecutePose.Goal.PRIMITIVE_PULL, episode_id=eid)
+        goal = ExecutePose.Goal(
+            target=pred.pose,
+            primitive=ExecutePose.Goal.PRIMITIVE_PULL,
+            episode_id=record.episode_id,
+            attempt=index,
+        )
         self.client.send_goal_async(goal).add_done_callback(lambda f: self._on_response(eid, f, ex))
         return ex
 
@@ -146,14 +153,15 @@ class ActionArm:
         self._complete(eid, ex, result.message, end)
 
     def _on_end_state(self, msg: ExecutionOutcome) -> None:
+        eid = f"{msg.episode_id}#{msg.attempt}"
         with self._lock:
-            if msg.episode_id not in self._in_flight:
+            if eid not in self._in_flight:
                 return  # another client's goal
-            waiting = self._waiting.pop(msg.episode_id, None)
+            waiting = self._waiting.pop(eid, None)
             if waiting is None:
-                self._ends[msg.episode_id] = msg
+                self._ends[eid] = msg
                 return
-        self._complete(msg.episode_id, waiting[1], waiting[0], msg)
+        self._complete(eid, waiting[1], waiting[0], msg)
 
     def _complete(self, eid: str, ex: Execution, message: str, end: ExecutionOutcome) -> None:
         try:
