@@ -10,9 +10,7 @@ import numpy as np
 from sc_mllm_ros.episode.record import parse_task
 from sc_mllm_ros.experts.position import DEFAULT_EXPERTS, PositionExpert
 from sc_mllm_ros.experts.rotation import ExpertError, PlaneFit, RotationExpert
-from sc_mllm_ros.geometry import CameraIntrinsics
-
-ANSWER_SIZE = 336  # the paper's answer frame (model/codec.py): contacts are integer pixels of it
+from sc_mllm_ros.geometry import ANSWER_SIZE, CameraIntrinsics, pixel_to_answer
 
 
 @dataclass(frozen=True)
@@ -69,8 +67,6 @@ class Experts:
 
         Raises :class:`ExpertError` (a ``ValueError``) with the reason when no hint can be given.
         """
-        from sc_mllm_ros.model.codec import pixel_to_answer  # the one place of the answer-frame mapping
-
         rgb, depth = np.asarray(rgb), np.asarray(depth)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ExpertError(f"RGB image must be uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
