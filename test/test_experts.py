@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from sc_mllm_ros.experts import (
+    DEFAULT_EXPERTS,
     ExpertError,
     Experts,
     NoDepthError,
@@ -306,6 +307,16 @@ def test_train_experts_command_learns_only_from_the_train_split(tmp_path, monkey
     assert record["train_samples"] == 4 and set(record["held_out"]) == {"test_seen", "test_unseen"}
     assert "train-experts" in (tmp_path / "README.md").read_text()
     assert isinstance(PositionExpert.from_pretrained(tmp_path), PositionExpert)
+
+
+def test_the_shipped_weights_load_by_default_with_their_card():
+    record = json.loads((DEFAULT_EXPERTS / "training.json").read_text())
+    assert set(record["held_out"]) == {"test_seen", "test_unseen"}
+    assert "train-experts" in (DEFAULT_EXPERTS / "README.md").read_text()
+    for path in (None, ""):  # like the SC-MLLM model: an empty path means the shipped weights
+        experts = Experts.from_pretrained(path)
+        params = sum(p.numel() for p in experts.position.net.parameters())
+        assert params == record["parameters"]
 
 
 # -- no simulator, no ROS ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sc_mllm_ros.episode.record import parse_task
-from sc_mllm_ros.experts.position import DEFAULT_EXPERTS, PositionExpert
+from sc_mllm_ros.experts.position import PositionExpert
 from sc_mllm_ros.experts.rotation import ExpertError, PlaneFit, RotationExpert
 from sc_mllm_ros.geometry import ANSWER_SIZE, CameraIntrinsics, pixel_to_answer
 
@@ -52,7 +52,8 @@ class Experts:
         self.rotation = rotation or RotationExpert()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path = DEFAULT_EXPERTS) -> Experts:
+    def from_pretrained(cls, path: str | Path | None = None) -> Experts:
+        """The position expert's weights in ``path``; ``None`` or ``""``: the shipped ones."""
         return cls(PositionExpert.from_pretrained(path))
 
     def hints(
