@@ -16,9 +16,13 @@ Conventions, fixed here once for the whole project:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+import math
 
 import numpy as np
 from scipy.spatial.transform import Rotation
+
+ROTATION_LIMIT_DEG = 30.0  # paper: rotation error when the approach axis is > 30 deg off the plane normal
+ANSWER_SIZE = 336  # the paper's answer frame: contacts are integer (row, col) pixels of a 336 x 336 image
 
 
 @dataclass(frozen=True)
@@ -199,3 +203,45 @@ class Pose:
         """This pose expressed in another frame, given the 4x4 transform into it."""
         m = parent_from_frame @ self.matrix()
         return Pose(position=m[:3, 3].copy(), rotation=m[:3, :3].copy(), frame_id=frame_id)
+
+
+def in_mask(mask: np.ndarray, pixel: tuple[float, float]) -> bool:
+    """Whether the pixel nearest to ``pixel`` is inside the image and set in ``mask``."""
+    h, w = mask.shape
+    r, c = int(round(float(pixel[0]))), int(round(float(pixel[1])))
+    return 0 <= r < h and 0 <= c < w and bool(mask[r, c])
+
+
+def _hw(image_hw: tuple[int, int]) -> tuple[int, int]:
+    h, w = int(image_hw[0]), int(image_hw[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image size must be positive, got {image_hw}")
+    return h, w
+
+
+def pixel_to_answer(
+    pixel: tuple[float, float], image_hw: tuple[int, int], size: int = ANSWER_SIZE
+) -> tuple[int, int]:
+    """Camera pixel (row, col) of an image of ``image_hw`` -> integer (row, col) of the answer frame.
+
+    Pixel centres map to pixel centres (``a = (p + 0.5) * size / H - 0.5``), rounded to the nearest integer.
+    """
+    h, w = _hw(image_hw)
+    row, col = float(pixel[0]), float(pixel[1])
+    if not (math.isfinite(row) and math.isfinite(col)):
+        raise ValueError(f"pixel {pixel} is not finite")
+    if not (-0.5 <= row <= h - 0.5 and -0.5 <= col <= w - 0.5):
+        raise ValueError(f"pixel (row, col) = ({row:.1f}, {col:.1f}) is outside the {h}x{w} image")
+    a = (round((row + 0.5) * size / h - 0.5), round((col + 0.5) * size / w - 0.5))
+    return min(max(a[0], 0), size - 1), min(max(a[1], 0), size - 1)
+
+
+def answer_to_pixel(
+    answer: tuple[int, int], image_hw: tuple[int, int], size: int = ANSWER_SIZE
+) -> tuple[float, float]:
+    """Integer (row, col) of the answer frame -> float camera pixel (row, col) of an image of ``image_hw``."""
+    h, w = _hw(image_hw)
+    r, c = int(answer[0]), int(answer[1])
+    if not (0 <= r < size and 0 <= c < size):
+        raise ValueError(f"answer point [{r}, {c}] is outside the {size}x{size} answer frame")
+    return (r + 0.5) * h / size - 0.5, (c + 0.5) * w / size - 0.5

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from sc_mllm_ros.experts import (
+    DEFAULT_EXPERTS,
     ExpertError,
     Experts,
     NoDepthError,
@@ -24,10 +25,10 @@ from sc_mllm_ros.experts import (
     select_points,
 )
 from sc_mllm_ros.experts.bench import plane_depth
-from sc_mllm_ros.experts.metrics import evaluate_experts, hint_in_affordance, rotation_error_deg
+from sc_mllm_ros.experts.metrics import evaluate_experts, rotation_error_deg
 from sc_mllm_ros.experts.position import phrase_tokens
 from sc_mllm_ros.experts.training import AffordanceData, PositionTrainConfig, train_position_net
-from sc_mllm_ros.geometry import angle_between_deg, CameraIntrinsics
+from sc_mllm_ros.geometry import angle_between_deg, CameraIntrinsics, in_mask, pixel_to_answer
 
 EXPERTS_DIR = Path(__file__).resolve().parents[1] / "sc_mllm_ros" / "experts"
 TINY = PositionNetConfig(image_size=32, widths=(8, 16, 16, 16), text_buckets=64, text_dim=8, nms_radius_px=4)
@@ -174,7 +175,7 @@ def test_tiny_training_puts_the_hint_inside_the_bright_rectangle():
     held_out = [rectangle_scene(rng) for _ in range(20)]
 
     def hits() -> int:
-        return sum(hint_in_affordance(m, expert.hint(rgb, d, "handle").pixels[0]) for rgb, d, m in held_out)
+        return sum(in_mask(m, expert.hint(rgb, d, "handle").pixels[0]) for rgb, d, m in held_out)
 
     before = hits()
     stats = train_position_net(
@@ -209,7 +210,7 @@ def test_the_part_phrase_selects_which_part_the_hint_lands_on():
     train_position_net(net, data, PositionTrainConfig(steps=200, batch_size=8, lr=5e-3), progress=False)
     expert = PositionExpert(net)
     held_out = [two_handles_scene(rng) for _ in range(40)]
-    hits = sum(hint_in_affordance(m, expert.hint(rgb, d, p).pixels[0]) for rgb, d, p, m in held_out)
+    hits = sum(in_mask(m, expert.hint(rgb, d, p).pixels[0]) for rgb, d, p, m in held_out)
     assert hits >= 36  # chance (either handle) is about 20 of 40
 
 
@@ -235,8 +236,6 @@ def test_select_points_returns_k_separated_peaks_best_first():
 
 
 def test_hints_contract_and_clear_errors(intr):
-    from sc_mllm_ros.model.codec import pixel_to_answer
-
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 255, (112, 112, 3), dtype=np.uint8)
     depth = plane_depth(tilted_normal(10.0), [0.0, 0.0, 1.0], intr)
@@ -310,9 +309,28 @@ def test_train_experts_command_learns_only_from_the_train_split(tmp_path, monkey
     assert isinstance(PositionExpert.from_pretrained(tmp_path), PositionExpert)
 
 
+def test_the_shipped_weights_load_by_default_with_their_card():
+    record = json.loads((DEFAULT_EXPERTS / "training.json").read_text())
+    assert set(record["held_out"]) == {"test_seen", "test_unseen"}
+    assert "train-experts" in (DEFAULT_EXPERTS / "README.md").read_text()
+    for path in (None, ""):  # like the SC-MLLM model: an empty path means the shipped weights
+        experts = Experts.from_pretrained(path)
+        params = sum(p.numel() for p in experts.position.net.parameters())
+        assert params == record["parameters"]
+
+
 # -- no simulator, no ROS ---------------------------------------------------------------------------------
 
-FORBIDDEN = ("sc_mllm_ros.sim", "sc_mllm_ros.nodes", "rclpy", "mujoco", "sc_mllm_msgs")
+# The model (and with it transformers) too: the hints must start fast on a cell without the policy loaded.
+FORBIDDEN = (
+    "sc_mllm_ros.sim",
+    "sc_mllm_ros.nodes",
+    "rclpy",
+    "mujoco",
+    "sc_mllm_msgs",
+    "sc_mllm_ros.model",
+    "transformers",
+)
 
 
 def test_experts_never_import_the_simulator_or_ros():
@@ -329,11 +347,11 @@ def test_experts_never_import_the_simulator_or_ros():
     # Transitively too: importing the package and running both experts loads none of them.
     code = (
         "import sys, numpy as np\n"
-        "from sc_mllm_ros.experts import PositionExpert, PositionNet, PositionNetConfig, RotationExpert\n"
+        "from sc_mllm_ros.experts import Experts, PositionExpert, PositionNet, PositionNetConfig\n"
         "from sc_mllm_ros.geometry import CameraIntrinsics\n"
         "rgb, depth = np.zeros((32, 32, 3), np.uint8), np.ones((32, 32), np.float32)\n"
-        "p = PositionExpert(PositionNet(PositionNetConfig(image_size=32))).hint(rgb, depth, 'drawer')\n"
-        "RotationExpert().fit(depth, CameraIntrinsics.from_fov(45.0, 32, 32), (16.0, 16.0))\n"
+        "experts = Experts(PositionExpert(PositionNet(PositionNetConfig(image_size=32))))\n"
+        "experts.hints(rgb, depth, CameraIntrinsics.from_fov(45.0, 32, 32), 'pull the drawer')\n"
         f"print([m for m in sys.modules if m.startswith({FORBIDDEN!r})])\n"
     )
     root = EXPERTS_DIR.parents[1]

@@ -5,13 +5,19 @@ import pytest
 
 from sc_mllm_ros.evaluation.baselines import (
     check_gates,
+    Context,
+    expert_alone,
+    expert_summary,
     GATES,
+    in_affordance_by_pull,
     markdown,
     POLICIES,
     run_baselines,
     run_episode,
     wilson,
 )
+from sc_mllm_ros.experts import Experts, PositionExpert, PositionNet, PositionNetConfig
+from sc_mllm_ros.geometry import lift_pixel
 
 
 def test_wilson_interval_brackets_the_rate():
@@ -36,6 +42,50 @@ def test_every_policy_runs_on_the_same_scene():
     assert out["policies"]["gt_pose"]["success"]  # seed 3's first scene is solvable
     for outcome in out["policies"].values():
         assert set(outcome) == {"success", "opened", "unreachable"}
+    # The experts' hint is scored on the same scene; a refusal can neither land nor succeed.
+    scored = out["experts"]
+    assert isinstance(scored["in_affordance"], bool)
+    if scored["refused"] is None:
+        assert 0.0 <= scored["rotation_error_deg"] <= 180.0
+    else:
+        assert not scored["in_affordance"] and not out["policies"]["expert_alone"]["success"]
+
+
+def test_expert_alone_acts_on_the_noisy_frame_only():
+    from sc_mllm_ros.sim import PullWorld, sample_scene
+    from sc_mllm_ros.sim.dataset import scene_seed
+
+    with PullWorld(sample_scene(scene_seed(3, "test_seen", 0), "test_seen")) as world:
+        obs = world.reset()
+        experts = Experts(PositionExpert(PositionNet(PositionNetConfig())))  # untrained: any hint will do
+        hints = experts.hints(obs.rgb, obs.depth, obs.intrinsics, f"pull the {world.object_name}")
+        # No world in the context: the policy cannot read the ground truth.
+        pose = expert_alone(Context(None, obs, {}, np.random.default_rng(0), hints))
+        assert np.allclose(pose.up, hints.up) and np.allclose(pose.forward, hints.forward)
+        assert np.allclose(pose.position, lift_pixel(obs.depth, hints.pixel, obs.intrinsics))
+        with pytest.raises(ValueError, match="refused"):
+            expert_alone(Context(None, obs, {}, np.random.default_rng(0)))
+        # The affordance label at a pixel is the executed pull: on at the solved contact, off the part.
+        gt = world.ground_truth
+        assert in_affordance_by_pull(world, gt.contact)
+        rows, cols = np.nonzero(~gt.part_mask)
+        assert not in_affordance_by_pull(world, (rows[0], cols[0]))
+
+
+def test_expert_summary_counts_a_refusal_as_a_miss():
+    eps = [
+        {"refused": None, "in_affordance": True, "rotation_error_deg": 5.0},
+        {"refused": None, "in_affordance": False, "rotation_error_deg": 40.0},
+        {"refused": "no depth", "in_affordance": False, "rotation_error_deg": None},
+    ]
+    summary = expert_summary(eps)
+    assert summary["hint_in_affordance"] == pytest.approx(1 / 3) and summary["refused"] == 1
+    assert summary["rotation_within_limit"] == pytest.approx(1 / 3)
+    assert summary["rotation_error_deg_median"] == pytest.approx(22.5)
+    lo, hi = summary["hint_in_affordance_ci"]
+    assert lo < 1 / 3 < hi
+    doc = {"episodes": 3, "seed": 0, "rates": {}, "world": {}, "gates": [], "experts": {"seen": summary}}
+    assert "position hint in the affordance region 33.3 %" in markdown(doc)
 
 
 def test_gates_report_their_misses():
@@ -60,3 +110,11 @@ def test_the_world_meets_its_acceptance_gates():
     print(markdown(doc))
     failed = [g for g in doc["gates"] if not g["passed"]]
     assert len(doc["gates"]) == 3 * len(GATES) and not failed, failed
+
+
+def test_baselines_command_refuses_an_unknown_policy(tmp_path):
+    from sc_mllm_ros.cli import main
+
+    with pytest.raises(ValueError, match="unknown policies"):
+        main(["baselines", "--out", str(tmp_path), "--policies", "expert_alone", "oracle"])
+    assert not (tmp_path / "baselines.json").exists()

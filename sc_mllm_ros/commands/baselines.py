@@ -14,15 +14,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="directory for baselines.json and baselines.md")
     parser.add_argument("--workers", type=int, default=2, help="processes (default: 2, both cores)")
     parser.add_argument("--mean-scenes", type=int, default=60, help="training scenes behind noun_mean_pose")
+    # Every policy sees the same scenes whatever else runs, so one policy can be measured on its own.
+    parser.add_argument("--policies", nargs="+", default=None, metavar="POLICY", help="default: all")
 
 
 def run(args: argparse.Namespace) -> int:
-    from sc_mllm_ros.evaluation.baselines import markdown, run_baselines
+    from sc_mllm_ros.evaluation.baselines import markdown, POLICIES, run_baselines
 
     if args.episodes < 1 or args.workers < 1 or args.mean_scenes < 1:
         raise ValueError("--episodes, --workers and --mean-scenes must be >= 1")
+    unknown = sorted(set(args.policies or ()) - set(POLICIES))
+    if unknown:
+        raise ValueError(f"unknown policies {unknown}; choose from {sorted(POLICIES)}")
     start = time.perf_counter()
-    doc = run_baselines(args.episodes, args.seed, workers=args.workers, mean_scenes=args.mean_scenes)
+    doc = run_baselines(
+        args.episodes, args.seed, workers=args.workers, mean_scenes=args.mean_scenes, policies=args.policies
+    )
     doc["elapsed_s"] = round(time.perf_counter() - start, 1)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "baselines.json"), "w") as f:

@@ -1,4 +1,4 @@
-"""``sc-mllm bench {sim,model,system} [options]``: benchmarks that print ratios measured side by side."""
+"""``sc-mllm bench {sim,model,system,experts} [options]``: benchmarks that print ratios side by side."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ TARGETS = {
     "sim": "sc_mllm_ros.sim.bench",
     "model": "sc_mllm_ros.model.bench",
     "system": "sc_mllm_ros.evaluation.bench",
+    "experts": "sc_mllm_ros.experts.bench",
 }
 
 

@@ -7,21 +7,33 @@ RGB-D frame the model sees (plus, where named "privileged", the ground truth) an
 * ``image_centre_depth_normal``: the image centre pixel and the depth image's local plane normal;
 * ``noun_mean_pose``: the mean training pose (pixel, directions) of the task's part name, image-blind;
 * ``random_object_pixel_depth_normal``: a random pixel on the object, with the local depth normal;
-* ``mask_centroid_depth_normal`` (privileged): the target part's mask centroid, with the depth normal.
+* ``mask_centroid_depth_normal`` (privileged): the target part's mask centroid, with the depth normal;
+* ``expert_alone``: the RGB-D experts' hint (``sc_mllm_ros.experts``, shipped weights) executed with no
+  model: the position expert's best point lifted with the noisy depth, the rotation expert's axes.
 
-Other helpers add theirs to :data:`POLICIES` (e.g. ``expert_alone``).  Rates come with Wilson 95 %
-intervals; the gates of the world are :data:`GATES`.
+Rates come with Wilson 95 % intervals; the gates of the world are :data:`GATES`.  For ``expert_alone``
+the labels also score the hint itself (never used to make it): whether the position hint is in the
+affordance region, and the rotation expert's angle to the part's normal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+import functools
 import multiprocessing
 
 import numpy as np
 
-from sc_mllm_ros.geometry import lift_pixel, local_normal, Pose, rotation_from_up_forward
+from sc_mllm_ros.geometry import (
+    deproject,
+    in_mask,
+    lift_pixel,
+    local_normal,
+    Pose,
+    rotation_from_up_forward,
+    ROTATION_LIMIT_DEG,
+)
 
 SPLITS = {"seen": "test_seen", "unseen": "test_unseen", "external": "test_external"}
 # (policy, bound, "min" | "max"): the world is solvable, and not solvable blind.
@@ -40,6 +52,7 @@ class Context:
     obs: object
     means: dict
     rng: np.random.Generator
+    hints: object | None = None  # the RGB-D experts' hints on ``obs`` (None: not asked for, or refused)
 
 
 def _pose_at(obs, pixel, up: np.ndarray | None = None) -> Pose:
@@ -87,13 +100,59 @@ def mask_centroid_depth_normal(ctx: Context) -> Pose:
     return _pose_at(ctx.obs, (rows[i], cols[i]))
 
 
+def expert_alone(ctx: Context) -> Pose:
+    """The experts' hint, from the noisy RGB-D only: best candidate lifted with the depth, fitted axes."""
+    if ctx.hints is None:
+        raise ValueError("the experts refused this frame")
+    point = lift_pixel(ctx.obs.depth, ctx.hints.pixel, ctx.obs.intrinsics)
+    return Pose(point, rotation_from_up_forward(ctx.hints.up, ctx.hints.forward))
+
+
 POLICIES: dict[str, Callable[[Context], Pose]] = {
     "gt_pose": gt_pose,
     "image_centre_depth_normal": image_centre_depth_normal,
     "noun_mean_pose": noun_mean_pose,
     "random_object_pixel_depth_normal": random_object_pixel_depth_normal,
     "mask_centroid_depth_normal": mask_centroid_depth_normal,
+    "expert_alone": expert_alone,
 }
+
+
+@functools.cache
+def _experts():
+    from sc_mllm_ros.experts import Experts
+
+    return Experts.from_pretrained()  # the shipped weights, loaded once per worker process
+
+
+def in_affordance_by_pull(world, pixel: tuple[float, float]) -> bool:
+    """The affordance label at one pixel, by its definition (one executed pull, not a 24-pull mask).
+
+    Inside when the pixel is on the target part and a pull there along the ground-truth direction succeeds.
+    """
+    gt = world.ground_truth
+    if not in_mask(gt.part_mask, pixel):
+        return False
+    r, c = int(round(pixel[0])), int(round(pixel[1]))
+    point = deproject((r, c), float(world.clean_depth[r, c]), world.intrinsics)
+    pose = Pose(point, rotation_from_up_forward(gt.up, gt.forward))
+    return bool(world.execute(pose, render_end=False).success)
+
+
+def expert_episode(world, obs) -> tuple[object | None, dict]:
+    """The experts' hints on the noisy frame, and where they land (scored with the labels only)."""
+    from sc_mllm_ros.experts import ExpertError
+    from sc_mllm_ros.experts.metrics import rotation_error_deg
+
+    try:
+        hints = _experts().hints(obs.rgb, obs.depth, obs.intrinsics, f"pull the {world.object_name}")
+    except ExpertError as err:
+        return None, {"refused": str(err), "in_affordance": False, "rotation_error_deg": None}
+    return hints, {
+        "refused": None,
+        "in_affordance": in_affordance_by_pull(world, hints.pixel),
+        "rotation_error_deg": rotation_error_deg(hints.up, world.ground_truth.plane_normal),
+    }
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -151,8 +210,11 @@ def run_episode(args: tuple[str, int, int, dict, tuple[str, ...]]) -> dict:
         h, w = mask.shape
         out["part_fraction"] = float(mask.mean())
         out["centre_on_part"] = bool(mask[h // 2, w // 2])
+        hints = None
+        if "expert_alone" in policies:
+            hints, out["experts"] = expert_episode(world, obs)
         for k, name in enumerate(policies):
-            ctx = Context(world, obs, means, np.random.default_rng([sseed, 31, k]))
+            ctx = Context(world, obs, means, np.random.default_rng([sseed, 31, k]), hints)
             try:
                 res = world.execute(POLICIES[name](ctx), render_end=False)  # outcomes only
                 out["policies"][name] = {
@@ -170,7 +232,9 @@ def run_baselines(episodes: int, seed: int, workers: int = 2, mean_scenes: int =
     policies = tuple(policies or POLICIES)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(workers) as pool:
-        means = noun_means(pool.map(_gt_summary, [(seed + 1, i) for i in range(mean_scenes)]))
+        means = {}  # only noun_mean_pose needs them, and they cost a world per training scene
+        if "noun_mean_pose" in policies:
+            means = noun_means(pool.map(_gt_summary, [(seed + 1, i) for i in range(mean_scenes)]))
         results = {}
         for name, split in SPLITS.items():
             if split is None:
@@ -192,6 +256,8 @@ def run_baselines(episodes: int, seed: int, workers: int = 2, mean_scenes: int =
             unreach[name] = sum(e["unreachable"] for e in eps) / len(eps)
         doc["rates"][p], doc["opened"][p], doc["unreachable"][p] = rates, opened, unreach
         doc["rates"][f"{p}_ci"] = {n: rates.pop(f"{n}_ci") for n in SPLITS}
+    if "expert_alone" in policies:
+        doc["experts"] = {name: expert_summary([e["experts"] for e in eps]) for name, eps in results.items()}
     for name, eps in results.items():
         frac = [e["part_fraction"] for e in eps]
         doc["world"][name] = {
@@ -202,6 +268,20 @@ def run_baselines(episodes: int, seed: int, workers: int = 2, mean_scenes: int =
     doc["external_missing"] = "Meta-World's drawer, door and window: the metaworld package is not installed"
     doc["gates"] = check_gates(doc)
     return doc
+
+
+def expert_summary(eps: list[dict]) -> dict:
+    """Position hint in the affordance (with its interval) and rotation error; a refusal misses both."""
+    k = sum(e["in_affordance"] for e in eps)
+    errors = [e["rotation_error_deg"] for e in eps if e["rotation_error_deg"] is not None]
+    return {
+        "hint_in_affordance": k / len(eps),
+        "hint_in_affordance_ci": list(wilson(k, len(eps))),
+        "rotation_error_deg_median": float(np.median(errors)) if errors else None,
+        "rotation_error_deg_p90": float(np.percentile(errors, 90)) if errors else None,
+        "rotation_within_limit": sum(e <= ROTATION_LIMIT_DEG for e in errors) / len(eps),
+        "refused": sum(e["refused"] is not None for e in eps),
+    }
 
 
 def check_gates(doc: dict) -> list[dict]:
@@ -251,7 +331,20 @@ def markdown(doc: dict) -> str:
             f"(p10-p90 {p10:.1f}-{p90:.1f} %), "
             f"image centre on the part in {100 * w['image_centre_on_part']:.0f} % of scenes"
         )
+    if doc.get("experts"):
+        lines += ["", "## The RGB-D experts behind expert_alone (labels score the hint, never make it)", ""]
+        for s, e in doc["experts"].items():
+            lo, hi = (100 * x for x in e["hint_in_affordance_ci"])
+            med = e["rotation_error_deg_median"]
+            lines.append(
+                f"- {s}: position hint in the affordance region {100 * e['hint_in_affordance']:.1f} % "
+                f"[{lo:.0f}, {hi:.0f}]; rotation error median "
+                f"{'n/a' if med is None else f'{med:.1f} deg'}, within {ROTATION_LIMIT_DEG:.0f} deg in "
+                f"{100 * e['rotation_within_limit']:.1f} %; refused {e['refused']}"
+            )
     lines += ["", "## Gates", ""]
+    if not doc["gates"]:
+        lines.append("- none measured: no gated policy ran")
     for g in doc["gates"]:
         sign = ">=" if g["kind"] == "min" else "<="
         verdict = "pass" if g["passed"] else f"MISSED by {100 * g['miss']:.1f} points"

@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from sc_mllm_ros.episode.record import parse_task
-from sc_mllm_ros.experts.position import DEFAULT_EXPERTS, PositionExpert
+from sc_mllm_ros.experts.position import PositionExpert
 from sc_mllm_ros.experts.rotation import ExpertError, PlaneFit, RotationExpert
-from sc_mllm_ros.geometry import CameraIntrinsics
-
-ANSWER_SIZE = 336  # the paper's answer frame (model/codec.py): contacts are integer pixels of it
+from sc_mllm_ros.geometry import ANSWER_SIZE, CameraIntrinsics, pixel_to_answer
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,8 @@ class Experts:
         self.rotation = rotation or RotationExpert()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path = DEFAULT_EXPERTS) -> Experts:
+    def from_pretrained(cls, path: str | Path | None = None) -> Experts:
+        """The position expert's weights in ``path``; ``None`` or ``""``: the shipped ones."""
         return cls(PositionExpert.from_pretrained(path))
 
     def hints(
@@ -69,8 +68,6 @@ class Experts:
 
         Raises :class:`ExpertError` (a ``ValueError``) with the reason when no hint can be given.
         """
-        from sc_mllm_ros.model.codec import pixel_to_answer  # the one place of the answer-frame mapping
-
         rgb, depth = np.asarray(rgb), np.asarray(depth)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ExpertError(f"RGB image must be uint8 HxWx3, got {rgb.dtype} {rgb.shape}")

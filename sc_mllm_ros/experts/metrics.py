@@ -8,21 +8,12 @@ import time
 import numpy as np
 
 from sc_mllm_ros.experts.rotation import ExpertError
-from sc_mllm_ros.geometry import angle_between_deg
-
-ROTATION_LIMIT_DEG = 30.0  # the paper's rotation-error threshold
+from sc_mllm_ros.geometry import angle_between_deg, in_mask, ROTATION_LIMIT_DEG
 
 
 def rotation_error_deg(up: np.ndarray, outward_normal: np.ndarray) -> float:
     """Angle between an approach axis and the movable plane's inward normal (the paper's > 30 deg test)."""
     return angle_between_deg(up, -np.asarray(outward_normal, dtype=float))
-
-
-def hint_in_affordance(affordance: np.ndarray, pixel: tuple[float, float]) -> bool:
-    """Whether a (row, col) pixel of the same image lands on a set pixel of the ``affordance`` mask."""
-    h, w = affordance.shape
-    r, c = round(float(pixel[0])), round(float(pixel[1]))
-    return bool(0 <= r < h and 0 <= c < w and affordance[r, c])
 
 
 def latency_ms(call, repeats: int, warmup: int = 2) -> dict[str, float]:
@@ -56,8 +47,8 @@ def evaluate_experts(experts, samples: Iterable[dict]) -> dict[str, float]:
             rot_ok.append(False)
             continue
         times.append(1e3 * (time.perf_counter() - t))
-        hit1.append(hint_in_affordance(s["affordance"], h.pixel))
-        hitk.append(any(hint_in_affordance(s["affordance"], p) for p in h.candidate_pixels))
+        hit1.append(in_mask(s["affordance"], h.pixel))
+        hitk.append(any(in_mask(s["affordance"], p) for p in h.candidate_pixels))
         err = rotation_error_deg(h.up, s["normal_cam"])
         errors.append(err)
         rot_ok.append(err <= ROTATION_LIMIT_DEG)

@@ -169,8 +169,9 @@ class PositionExpert:
         self.config = net.config
 
     @classmethod
-    def from_pretrained(cls, path: str | Path = DEFAULT_EXPERTS) -> PositionExpert:
-        path = Path(path)
+    def from_pretrained(cls, path: str | Path | None = None) -> PositionExpert:
+        """The weights in ``path``; ``None`` or ``""``: the shipped ones (:data:`DEFAULT_EXPERTS`)."""
+        path = Path(path) if path else DEFAULT_EXPERTS
         if not (path / "model.safetensors").is_file():
             raise FileNotFoundError(
                 f"no position-expert weights in {path}; train them with `sc-mllm train-experts --out {path}`"

@@ -1,4 +1,4 @@
-"""Answers <-> geometry: the one place that maps answer-frame integers to camera pixels and 6-DoF poses.
+"""Answers <-> geometry: answer-frame integers to camera pixels (``geometry``) and 6-DoF poses.
 
 * Contact: the answer's ``[x, y]`` is (row, col) of a ``size`` x ``size`` answer frame (336, the paper's
   resolution) whatever the camera resolution; pixel centres map to pixel centres
@@ -14,48 +14,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import math
 import re
 
 import numpy as np
 
-from sc_mllm_ros.geometry import CameraIntrinsics, lift_pixel, Pose, project, rotation_from_up_forward
+# pixel_to_answer / answer_to_pixel are pure numpy and live in geometry (the experts use them without
+# torch); they stay importable from here, where the answer format is defined.
+from sc_mllm_ros.geometry import (
+    answer_to_pixel,
+    CameraIntrinsics,
+    lift_pixel,
+    pixel_to_answer,
+    Pose,
+    project,
+    rotation_from_up_forward,
+)
 from sc_mllm_ros.model.prompts import CAUSES, FAILURE_ANSWERS, POSE_ANSWER
 
 QUANT = 0.02
 QMAX = 50
-
-
-def _hw(image_hw: tuple[int, int]) -> tuple[int, int]:
-    h, w = int(image_hw[0]), int(image_hw[1])
-    if h <= 0 or w <= 0:
-        raise ValueError(f"image size must be positive, got {image_hw}")
-    return h, w
-
-
-def pixel_to_answer(
-    pixel: tuple[float, float], image_hw: tuple[int, int], size: int = 336
-) -> tuple[int, int]:
-    """Camera pixel (row, col) of an image of ``image_hw`` -> integer (row, col) of the answer frame."""
-    h, w = _hw(image_hw)
-    row, col = float(pixel[0]), float(pixel[1])
-    if not (math.isfinite(row) and math.isfinite(col)):
-        raise ValueError(f"pixel {pixel} is not finite")
-    if not (-0.5 <= row <= h - 0.5 and -0.5 <= col <= w - 0.5):
-        raise ValueError(f"pixel (row, col) = ({row:.1f}, {col:.1f}) is outside the {h}x{w} image")
-    a = (round((row + 0.5) * size / h - 0.5), round((col + 0.5) * size / w - 0.5))
-    return min(max(a[0], 0), size - 1), min(max(a[1], 0), size - 1)
-
-
-def answer_to_pixel(
-    answer: tuple[int, int], image_hw: tuple[int, int], size: int = 336
-) -> tuple[float, float]:
-    """Integer (row, col) of the answer frame -> float camera pixel (row, col) of an image of ``image_hw``."""
-    h, w = _hw(image_hw)
-    r, c = int(answer[0]), int(answer[1])
-    if not (0 <= r < size and 0 <= c < size):
-        raise ValueError(f"answer point [{r}, {c}] is outside the {size}x{size} answer frame")
-    return (r + 0.5) * h / size - 0.5, (c + 0.5) * w / size - 0.5
 
 
 def quantize_direction(v: np.ndarray | list[float]) -> tuple[int, int, int]:

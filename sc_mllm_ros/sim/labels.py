@@ -8,9 +8,13 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from sc_mllm_ros.causes import CAUSES  # one taxonomy for prompts, labels and messages
-from sc_mllm_ros.geometry import angle_between_deg, Pose, rotation_from_up_forward
-
-ROTATION_LIMIT_DEG = 30.0  # paper: rotation error when the approach axis is > 30 deg off the plane normal
+from sc_mllm_ros.geometry import (
+    angle_between_deg,
+    in_mask,
+    Pose,
+    rotation_from_up_forward,
+    ROTATION_LIMIT_DEG,
+)
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,6 @@ def nearest_mask_pixel(mask: np.ndarray, pixel: tuple[float, float]) -> tuple[fl
         raise ValueError("the affordance mask is empty: the movable part is not visible")
     i = int(np.argmin((rows - pixel[0]) ** 2 + (cols - pixel[1]) ** 2))
     return float(rows[i]), float(cols[i])
-
-
-def in_mask(mask: np.ndarray, pixel: tuple[float, float]) -> bool:
-    """Whether the pixel nearest to ``pixel`` is inside the image and set in ``mask``."""
-    h, w = mask.shape
-    r, c = int(round(float(pixel[0]))), int(round(float(pixel[1])))
-    return 0 <= r < h and 0 <= c < w and bool(mask[r, c])
 
 
 @dataclass(frozen=True)
