@@ -8,19 +8,17 @@ network's skill).
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed: run tools/setup.sh")
 from geometry_msgs.msg import PointStamped, TransformStamped  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
+import test_ros_nodes  # noqa: E402
+from test_ros_nodes import DOMAIN, wait  # noqa: E402
 
 from sc_mllm_msgs.msg import FailureReport  # noqa: E402
 from sc_mllm_msgs.srv import ExpertHints, RequestCorrection  # noqa: E402
@@ -33,21 +31,13 @@ from sc_mllm_ros.nodes.model_host import ModelHost  # noqa: E402
 from sc_mllm_ros.nodes.qos import EVENTS_QOS  # noqa: E402
 from sc_mllm_ros.nodes.safety_gate import transform_from_matrix  # noqa: E402
 
+# test_ros_nodes' fixtures: its private DDS domain and its small random model
+ros, server = test_ros_nodes.ros, test_ros_nodes.server
+
 pytestmark = pytest.mark.ros
 SIZE = 48
 INTR = CameraIntrinsics.from_fov(45.0, SIZE, SIZE)
-DOMAIN = random.SystemRandom().randrange(1, 200)
 BASE = "fr3_link0"
-
-
-@pytest.fixture(scope="module")
-def server():
-    import torch
-
-    from sc_mllm_ros.model import SCMLLM, SCMLLMConfig
-
-    torch.manual_seed(0)
-    return ModelServer(SCMLLM(SCMLLMConfig()), model_version="test-random")
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +48,6 @@ def weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("experts")
     PositionNet(PositionNetConfig()).save_pretrained(path)
     return path
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init(domain_id=DOMAIN)
-    executor = MultiThreadedExecutor(num_threads=6)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield executor
-    executor.shutdown()
-    thread.join(5)
-    rclpy.shutdown()
 
 
 @pytest.fixture
@@ -108,16 +86,6 @@ def probe(ros, host):
     yield node
     ros.remove_node(node)
     node.destroy_node()
-
-
-def wait(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def scene() -> Frame:
