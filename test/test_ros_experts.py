@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed: run tools/setup.sh")
-from geometry_msgs.msg import PointStamped, TransformStamped  # noqa: E402
+geometry_msgs = pytest.importorskip("geometry_msgs.msg")
 from std_msgs.msg import Header, String  # noqa: E402
 import test_ros_nodes  # noqa: E402
 from test_ros_nodes import DOMAIN, wait  # noqa: E402
@@ -77,7 +77,7 @@ def probe(ros, host):
     node.errors, node.texts = [], []
     node.create_subscription(String, "/sc_mllm/errors", lambda m: node.errors.append(m.data), EVENTS_QOS)
     node.create_subscription(String, "/sc_mllm/failure_text", lambda m: node.texts.append(m.data), EVENTS_QOS)
-    node.clicks = node.create_publisher(PointStamped, "/clicked_point", 10)
+    node.clicks = node.create_publisher(geometry_msgs.PointStamped, "/clicked_point", 10)
     node.reports = node.create_publisher(FailureReport, "/sc_mllm/failure_report", EVENTS_QOS)
     node.hints = node.create_client(ExpertHints, "/sc_mllm/expert_hints")
     ros.add_node(node)
@@ -140,7 +140,7 @@ def test_expert_hints_come_from_the_recorded_rgbd_with_no_simulator(host, probe,
 
 
 def click(probe, point: np.ndarray, frame_id: str) -> None:
-    msg = PointStamped(header=Header(frame_id=frame_id, stamp=probe.get_clock().now().to_msg()))
+    msg = geometry_msgs.PointStamped(header=Header(frame_id=frame_id, stamp=probe.get_clock().now().to_msg()))
     msg.point.x, msg.point.y, msg.point.z = (float(v) for v in point)
     probe.clicks.publish(msg)
 
@@ -164,7 +164,7 @@ def test_a_click_in_the_base_frame_goes_through_tf2_and_one_off_the_image_is_ref
 ) -> None:
     base_from_camera = np.eye(4)
     base_from_camera[:3, 3] = [0.5, 0.0, 0.8]
-    t = TransformStamped(transform=transform_from_matrix(base_from_camera))
+    t = geometry_msgs.TransformStamped(transform=transform_from_matrix(base_from_camera))
     t.header.frame_id, t.child_frame_id = BASE, conv.OPTICAL_FRAME
     host.gate.buffer.set_transform_static(t, "test")
     rec = add_failed_episode(host, server, "ep-base")

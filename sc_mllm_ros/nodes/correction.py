@@ -34,7 +34,7 @@ from sc_mllm_ros.episode.safety import GoalRejected
 from sc_mllm_ros.episode.serving import Hints, resolve_hints
 from sc_mllm_ros.geometry import project
 from sc_mllm_ros.nodes import conversions as conv
-from sc_mllm_ros.nodes.expert_hints import pixel
+from sc_mllm_ros.nodes.expert_hints import to_pixel
 from sc_mllm_ros.nodes.qos import EVENTS_QOS
 from sc_mllm_ros.nodes.runtime import declare
 from sc_mllm_ros.nodes.safety_gate import lookup
@@ -94,7 +94,7 @@ class CorrectionNode(Node):
             row, col = project(p[:3], intr)
         except ValueError as err:
             raise BadInput(f"the clicked point is not in the camera's view: {err}") from err
-        contact = pixel((row, col))
+        contact = to_pixel((row, col))
         if not (0 <= contact[0] < intr.height and 0 <= contact[1] < intr.width):
             raise BadInput(
                 f"the clicked point projects to pixel {contact}, outside episode {rec.episode_id}'s "
@@ -154,7 +154,7 @@ class CorrectionNode(Node):
         contact = up = forward = None
         if req.use_automatic_experts:
             auto = self.host.experts.ask(rec)
-            contact, up, forward = pixel(auto.pixel), auto.up, auto.forward
+            contact, up, forward = to_pixel(auto.pixel), auto.up, auto.forward
         elif not (req.has_contact_hint or req.has_direction_hint):
             raise BadInput(
                 "the request carries no hint: set has_contact_hint and/or has_direction_hint, "

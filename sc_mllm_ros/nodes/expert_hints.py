@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from sc_mllm_ros.nodes.model_host import ModelHost
 
 
-def pixel(p: tuple[float, float]) -> tuple[int, int]:
-    """A sub-pixel (row, col) of the image as the integer pixel a hint names."""
+def to_pixel(p: tuple[float, float]) -> tuple[int, int]:
+    """Round a sub-pixel (row, col) of the image to the integer pixel a hint names."""
     return int(round(p[0])), int(round(p[1]))
 
 
@@ -106,9 +106,9 @@ class RgbdExperts:
             self.host.error(self.host, res.message)
             return res
         res.ok = True
-        res.contact_row, res.contact_col = pixel(hints.pixel)
+        res.contact_row, res.contact_col = to_pixel(hints.pixel)
         res.up, res.forward = conv.vector3(hints.up), conv.vector3(hints.forward)
-        cands = [pixel(p) for p in hints.candidate_pixels]
+        cands = [to_pixel(p) for p in hints.candidate_pixels]
         res.candidate_rows, res.candidate_cols = [c[0] for c in cands], [c[1] for c in cands]
         res.candidate_scores = [float(s) for s in hints.candidate_scores]
         res.rotation_confidence = float(hints.rotation_confidence)
@@ -129,6 +129,6 @@ class ChosenExperts:
 
     def hints(self, record: EpisodeRecord) -> Hints:
         auto = self.experts.ask(record)
-        contact = pixel(auto.pixel) if self.position else None
+        contact = to_pixel(auto.pixel) if self.position else None
         up, forward = (auto.up, auto.forward) if self.rotation else (None, None)
         return resolve_hints(record, contact, up, forward, feedback="automatic experts")
