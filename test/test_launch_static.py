@@ -17,7 +17,7 @@ LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
 PACKAGE = "sc_mllm_ros"
 LOADED_SUFFIXES = (".yaml", ".rviz", ".launch.py", ".xacro", ".urdf", ".srdf", ".sdf")
 PACKAGE_LOOKUPS = {"FindPackageShare", "get_package_share_directory", "share", "_include"}
-PROCESS_TABLES = ("ARM", "GRAPH")  # franka_bringup.launch.py: (executable, node name, ...) rows
+PROCESS_TABLES = ("ARM", "GRAPH")  # franka_bringup.launch.py: rows that start with the executable
 OWN_DIRS = ("config", "launch", "gazebo")
 
 
@@ -72,7 +72,8 @@ def executables(tree: ast.AST) -> list[tuple[str | None, str]]:
                     (package.value if isinstance(package, ast.Constant) else None, kw["executable"].value)
                 )
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") in PROCESS_TABLES for t in node.targets):
-            for row in ast.walk(node.value):
+            rows = node.value.values if isinstance(node.value, ast.Dict) else getattr(node.value, "elts", [])
+            for row in rows:
                 if isinstance(row, ast.Tuple) and row.elts and isinstance(row.elts[0], ast.Constant):
                     found.append((PACKAGE, row.elts[0].value))
     return found

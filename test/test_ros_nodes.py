@@ -184,7 +184,8 @@ def test_policy_keeps_out_of_bounds_goals_to_itself(policy) -> None:
     from tf2_ros import StaticTransformBroadcaster
 
     extrinsics = TransformStamped()  # the camera 10 m in front of the robot: every goal is out of reach
-    extrinsics.header.frame_id, extrinsics.child_frame_id = node.gate.base_frame, "camera_color_optical_frame"
+    extrinsics.header.frame_id = node.host.gate.base_frame
+    extrinsics.child_frame_id = "camera_color_optical_frame"
     extrinsics.transform.translation.x, extrinsics.transform.rotation.w = 10.0, 1.0
     StaticTransformBroadcaster(probe).sendTransform(extrinsics)
     wait(lambda: node.host.gate.knows("camera_color_optical_frame"))
