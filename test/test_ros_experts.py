@@ -31,8 +31,8 @@ from sc_mllm_ros.nodes.model_host import ModelHost  # noqa: E402
 from sc_mllm_ros.nodes.qos import EVENTS_QOS  # noqa: E402
 from sc_mllm_ros.nodes.safety_gate import transform_from_matrix  # noqa: E402
 
-# test_ros_nodes' fixtures: its private DDS domain and its small random model
-ros, server = test_ros_nodes.ros, test_ros_nodes.server
+# test_ros_nodes' fixtures: its private DDS domain, its small random model, its model host
+ros, server, nodes_host = test_ros_nodes.ros, test_ros_nodes.server, test_ros_nodes.host
 
 pytestmark = pytest.mark.ros
 SIZE = 48
@@ -51,24 +51,12 @@ def weights(tmp_path_factory):
 
 
 @pytest.fixture
-def host(ros, server, weights, tmp_path):
-    host = ModelHost(
-        server,
-        {
-            "sc_mllm_model_host": {"data_dir": str(tmp_path), "experts_path": str(weights)},
-            "sc_mllm_policy": {"auto_execute": False},
-            "sc_mllm_correction": {"click_execute": False},  # no arm in these tests
-        },
-    )
-    for n in host.nodes:
-        ros.add_node(n)
-    yield host
-    host.queue(lambda: None).result(timeout=60)  # a clicked correction still publishing finishes first
-    for n in host.nodes:
-        ros.remove_node(n)
-    host.close()
-    for n in host.nodes:
-        n.destroy_node()
+def host(nodes_host, weights):
+    """test_ros_nodes' model host, with the test's experts and clicked corrections answered, not executed."""
+    nodes_host.experts.path = str(weights)  # read on first use
+    nodes_host.correction.click_execute = False  # no arm in these tests
+    yield nodes_host
+    nodes_host.queue(lambda: None).result(timeout=60)  # a clicked correction still publishing finishes first
 
 
 @pytest.fixture
