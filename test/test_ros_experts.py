@@ -16,6 +16,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed: run tools/setup.sh")
 geometry_msgs = pytest.importorskip("geometry_msgs.msg")
+from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 import test_ros_nodes  # noqa: E402
 from test_ros_nodes import DOMAIN, wait  # noqa: E402
@@ -28,7 +29,7 @@ from sc_mllm_ros.experts import Experts, PositionNet, PositionNetConfig  # noqa:
 from sc_mllm_ros.geometry import CameraIntrinsics, deproject  # noqa: E402
 from sc_mllm_ros.nodes import conversions as conv  # noqa: E402
 from sc_mllm_ros.nodes.model_host import ModelHost  # noqa: E402
-from sc_mllm_ros.nodes.qos import EVENTS_QOS  # noqa: E402
+from sc_mllm_ros.nodes.qos import EVENTS_QOS, LATCHED_QOS  # noqa: E402
 from sc_mllm_ros.nodes.safety_gate import transform_from_matrix  # noqa: E402
 
 # test_ros_nodes' fixtures: its private DDS domain, its small random model, its model host
@@ -62,7 +63,8 @@ def host(nodes_host, weights):
 @pytest.fixture
 def probe(ros, host):
     node = rclpy.create_node("test_experts_probe")
-    node.errors, node.texts = [], []
+    node.errors, node.texts, node.images = [], [], []
+    node.create_subscription(Image, "/sc_mllm/expert_image", node.images.append, LATCHED_QOS)
     node.create_subscription(String, "/sc_mllm/errors", lambda m: node.errors.append(m.data), EVENTS_QOS)
     node.create_subscription(String, "/sc_mllm/failure_text", lambda m: node.texts.append(m.data), EVENTS_QOS)
     node.clicks = node.create_publisher(geometry_msgs.PointStamped, "/clicked_point", 10)
@@ -114,6 +116,8 @@ def test_expert_hints_come_from_the_recorded_rgbd_with_no_simulator(host, probe,
     assert np.allclose(conv.array3(res.up), expected.up, atol=1e-5)
     assert np.allclose(res.candidate_scores, expected.candidate_scores, atol=1e-5)
     assert "sc_mllm/sim/expert_hints" not in {n.lstrip("/") for n, _ in probe.get_service_names_and_types()}
+    drawn = wait(lambda: probe.images and probe.images[-1])  # the candidates, numbered, for a person
+    assert (drawn.height, drawn.width) == (5 * SIZE, 5 * SIZE) and drawn.encoding == "rgb8"
     missing = ask(probe, episode_id="nope")
     assert not missing.ok and "no episode 'nope'" in missing.message
 

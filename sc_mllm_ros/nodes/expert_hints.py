@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from rclpy.callback_groups import ReentrantCallbackGroup
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 from sc_mllm_msgs.srv import ExpertHints
 from sc_mllm_ros import names
 from sc_mllm_ros.episode.record import BadInput, EpisodeRecord
+from sc_mllm_ros.episode.render import annotate_candidates
 from sc_mllm_ros.episode.serving import Hints, resolve_hints
 from sc_mllm_ros.experts import ExpertError, Experts
 from sc_mllm_ros.experts import Hints as ExpertOutput
@@ -68,11 +70,15 @@ class RgbdExperts:
         """The experts' hints on ``record``'s frame; run on the model worker."""
         f = record.frame
         try:
-            return self.experts.hints(f.rgb, f.depth, f.intrinsics, record.task, k)
+            hints = self.experts.hints(f.rgb, f.depth, f.intrinsics, record.task, k)
         except ExpertError as err:
             raise BadInput(
                 f"the automatic experts gave no hints for episode {record.episode_id}: {err}"
             ) from err
+        header = Header(stamp=self.host.get_clock().now().to_msg(), frame_id=conv.OPTICAL_FRAME)
+        image = annotate_candidates(f.rgb, [to_pixel(p) for p in hints.candidate_pixels], min_size=224)
+        self.image_pub.publish(conv.image_msg(image, "rgb8", header))
+        return hints
 
     def ask(self, record: EpisodeRecord, k: int | None = None) -> ExpertOutput:
         """:meth:`compute` on the model worker, waited for by the calling (non-executor) thread."""
