@@ -19,6 +19,10 @@ ERRORS = "sc_mllm/errors"
 FAILURE_REPORT = "sc_mllm/failure_report"
 CORRECTION_SAMPLE = "sc_mllm/correction_sample"
 REQUEST_CORRECTION = "request_correction"
+EXPERT_HINTS = "sc_mllm/expert_hints"
+EXPERT_IMAGE = "sc_mllm/expert_image"
+CLICKED_POINT = "clicked_point"  # rviz's Publish Point tool
+FAILURE_TEXT = "sc_mllm/failure_text"
 RUN_EPISODE = "sc_mllm/run_episode"
 
 # learner
@@ -31,6 +35,5 @@ PAUSE = "sc_mllm/pause"
 EE_POSE = "sc_mllm/ee_pose"
 
 # simulation only
-EXPERT_HINTS = "sc_mllm/sim/expert_hints"
 SCENE = "sc_mllm/sim/scene"
 NEXT_SCENE = "sc_mllm/sim/next_scene"

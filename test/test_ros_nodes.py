@@ -292,7 +292,6 @@ def test_malformed_corrections_are_refused(correction, server) -> None:
         ({"has_contact_hint": True, "contact_row": -3, "contact_col": 2}, "outside"),
         ({"has_contact_hint": True, "contact_row": 2, "contact_col": SIZE}, "outside"),
         ({"has_direction_hint": True}, "not a direction"),  # zero vectors
-        ({"use_automatic_experts": True}, "exist only in simulation"),
     ]
     for fields, match in cases:
         res = call(client, **fields)

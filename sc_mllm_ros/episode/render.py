@@ -41,6 +41,20 @@ def annotate(
     return out
 
 
+def annotate_candidates(rgb: np.ndarray, pixels, min_size: int = 0) -> np.ndarray:
+    """A copy of ``rgb`` with the experts' candidate contacts (row, col) numbered 0.. (best first)."""
+    k = max(1, -(-min_size // rgb.shape[0])) if min_size else 1
+    out = np.ascontiguousarray(np.repeat(np.repeat(rgb, k, axis=0), k, axis=1))
+    scale = max(1, out.shape[0] // 112)
+    for i, (row, col) in enumerate(pixels):
+        centre = (int(round((col + 0.5) * k - 0.5)), int(round((row + 0.5) * k - 0.5)))
+        color = (0, 255, 0) if i == 0 else (255, 255, 0)
+        cv2.circle(out, centre, 3 * scale, color, 1)
+        label = (centre[0] + 3 * scale, centre[1] - 2 * scale)
+        cv2.putText(out, str(i), label, cv2.FONT_HERSHEY_PLAIN, 0.8 * scale, color, 1)
+    return out
+
+
 def save_png(path: Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):

@@ -45,16 +45,12 @@ class SimArm:
         split: str = "train",
         category: str = "",
         image_size: int = 112,
-        position_noise_px: float = 2.0,
-        rotation_noise_deg: float = 6.0,
         seed: int = 0,
     ) -> None:
         self.base_frame = base_frame
         self.split, self.category, self.image_size = split, category or None, image_size
-        self.position_noise_px, self.rotation_noise_deg = position_noise_px, rotation_noise_deg
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc_mllm_mujoco")
         self._stop = threading.Event()
-        self._rng = np.random.default_rng(seed)
         self.world = None
         self.scene_seed = seed
         self.frame: SimFrame | None = None
@@ -119,19 +115,6 @@ class SimArm:
 
     def stop(self) -> None:
         self._stop.set()
-
-    def expert_hints(self) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
-        """Simulation only: the ground-truth position and rotation experts' hints for the loaded scene."""
-
-        def hints():
-            from sc_mllm_ros.sim import PositionExpert, RotationExpert
-
-            gt = self.world.ground_truth
-            row, col = PositionExpert(self.position_noise_px).hint(gt, self._rng)
-            up, forward = RotationExpert(self.rotation_noise_deg).hint(gt, self._rng)
-            return (int(round(row)), int(round(col))), up, forward
-
-        return self._call(hints)
 
     def close(self) -> None:
         if self.world is not None:

@@ -1,10 +1,16 @@
 """The correction node of the model host: the ``/request_correction`` expert-feedback service.
 
-Builds the correction prompt from the expert's hints (the request's, or the simulation's automatic
-experts'), re-predicts and answers with the corrected pose. With ``execute``, it answers once the arm
-has accepted the goal; the verdict follows on ``sc_mllm/failure_report``, and a correction the checker
-accepts is stored durably and announced to the learner on ``sc_mllm/correction_sample``. One
-correction is answered at a time; a second request meanwhile is refused.
+Builds the correction prompt from the expert's hints (the request's, or the automatic RGB-D experts' on
+the episode's recorded frame), re-predicts and answers with the corrected pose. With ``execute``, it
+answers once the arm has accepted the goal; the verdict follows on ``sc_mllm/failure_report``, and a
+correction the checker accepts is stored durably and announced to the learner on
+``sc_mllm/correction_sample``. One correction is answered at a time; a second request meanwhile is refused.
+
+A person corrects by clicking: a point on ``/clicked_point`` (rviz's Publish Point tool, any frame tf2
+knows) is projected into the latest episode's image and becomes the contact hint of that episode's
+failed attempt, optionally with the rotation expert's orientation at that point; the correction then runs
+as a request would. Each graded attempt is also summarised as text on ``sc_mllm/failure_text`` (rviz has
+no display for a custom message).
 """
 
 from __future__ import annotations
@@ -13,17 +19,25 @@ from concurrent.futures import Future
 import threading
 from typing import TYPE_CHECKING
 
+from geometry_msgs.msg import PointStamped
+import numpy as np
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
+from std_msgs.msg import String
 
-from sc_mllm_msgs.msg import CorrectionSample
+from sc_mllm_msgs.msg import CorrectionSample, FailureReport
 from sc_mllm_msgs.srv import RequestCorrection
 from sc_mllm_ros import names
 from sc_mllm_ros.episode.loop import conclude, Verdict
 from sc_mllm_ros.episode.record import BadInput, EpisodeRecord
+from sc_mllm_ros.episode.safety import GoalRejected
 from sc_mllm_ros.episode.serving import Hints, resolve_hints
+from sc_mllm_ros.geometry import project
 from sc_mllm_ros.nodes import conversions as conv
+from sc_mllm_ros.nodes.expert_hints import to_pixel
 from sc_mllm_ros.nodes.qos import EVENTS_QOS
+from sc_mllm_ros.nodes.runtime import declare
+from sc_mllm_ros.nodes.safety_gate import lookup
 
 if TYPE_CHECKING:
     from sc_mllm_ros.nodes.model_host import ModelHost
@@ -44,6 +58,80 @@ class CorrectionNode(Node):
             self._on_request,
             callback_group=ReentrantCallbackGroup(),
         )
+        self.click_rotation = declare(
+            self,
+            "click_rotation_expert",
+            True,
+            "a clicked contact takes the rotation expert's orientation there",
+        )
+        self.click_execute = declare(self, "click_execute", True, "execute the correction a click asks for")
+        self.create_subscription(PointStamped, names.CLICKED_POINT, self._on_click, 10)
+        self.text_pub = self.create_publisher(String, names.FAILURE_TEXT, EVENTS_QOS)
+        self.create_subscription(FailureReport, names.FAILURE_REPORT, self._on_report, EVENTS_QOS)
+
+    def _on_report(self, msg: FailureReport) -> None:
+        verdict = "success" if msg.success else "FAILED"
+        self.text_pub.publish(
+            String(data=f"episode {msg.episode_id} attempt {msg.attempt}: {verdict}. {msg.answer_text}")
+        )
+
+    # -- a person's click --------------------------------------------------------------------------------
+    def _on_click(self, msg: PointStamped) -> None:
+        # Projection, the rotation expert and the model run on the host's workers, not here.
+        self.host.queue(self._correct_click, msg)
+
+    def click_contact(self, msg: PointStamped, rec: EpisodeRecord) -> tuple[int, int]:
+        """The pixel of ``rec``'s image that the clicked point projects to; BadInput if none."""
+        frame = msg.header.frame_id or conv.OPTICAL_FRAME
+        p = np.array([msg.point.x, msg.point.y, msg.point.z, 1.0])
+        if frame != conv.OPTICAL_FRAME:
+            try:
+                p = lookup(self.host.gate.buffer, conv.OPTICAL_FRAME, frame) @ p
+            except GoalRejected as err:
+                raise BadInput(f"the clicked point's frame is unknown: {err}") from err
+        intr = rec.frame.intrinsics
+        try:
+            row, col = project(p[:3], intr)
+        except ValueError as err:
+            raise BadInput(f"the clicked point is not in the camera's view: {err}") from err
+        contact = to_pixel((row, col))
+        if not (0 <= contact[0] < intr.height and 0 <= contact[1] < intr.width):
+            raise BadInput(
+                f"the clicked point projects to pixel {contact}, outside episode {rec.episode_id}'s "
+                f"{intr.width}x{intr.height} image"
+            )
+        return contact
+
+    def _correct_click(self, msg: PointStamped) -> RequestCorrection.Response | None:
+        """A clicked point as the contact hint of the latest episode's failed attempt (episode worker)."""
+        res = RequestCorrection.Response()
+        try:
+            rec = self.host.episodes.get()
+            if rec is None or rec.last is None or rec.last.success is not False:
+                raise BadInput("no failed episode to correct: the latest episode has no failed attempt")
+            contact = self.click_contact(msg, rec)
+            req = RequestCorrection.Request(
+                episode_id=rec.episode_id,
+                feedback=f"a person clicked the contact at pixel {contact}",
+                has_contact_hint=True,
+                contact_row=contact[0],
+                contact_col=contact[1],
+                execute=self.click_execute,
+            )
+            if self.click_rotation:
+                up, forward = self.host.call_model(self.host.experts.up_forward_at, rec, contact).result(
+                    timeout=self.host.timeout
+                )
+                req.has_direction_hint, req.up, req.forward = True, conv.vector3(up), conv.vector3(forward)
+        except (BadInput, TimeoutError) as err:
+            self.host.error(self, f"clicked point refused: {err}")
+            return None
+        res = self._on_request(req, res)
+        if res.accepted:
+            self.get_logger().info(f"clicked correction: {res.message}")
+        else:
+            self.host.error(self, f"clicked correction {res.message}")
+        return res
 
     def _on_request(
         self, req: RequestCorrection.Request, res: RequestCorrection.Response
@@ -66,8 +154,7 @@ class CorrectionNode(Node):
         contact = up = forward = None
         if req.use_automatic_experts:
             auto = self.host.experts.ask(rec)
-            contact = (auto.contact_row, auto.contact_col)
-            up, forward = conv.array3(auto.up), conv.array3(auto.forward)
+            contact, up, forward = to_pixel(auto.pixel), auto.up, auto.forward
         elif not (req.has_contact_hint or req.has_direction_hint):
             raise BadInput(
                 "the request carries no hint: set has_contact_hint and/or has_direction_hint, "

@@ -7,7 +7,9 @@ worker for model calls. The host node ``sc_mllm_model_host`` serves the ``sc_mll
 with :func:`~sc_mllm_ros.episode.loop.run_episode`, the function ``sc-mllm eval`` runs; its arm is the
 ``sc_mllm/execute_pose`` action (the simulator node or the MoveIt executor), its checker a direct call
 of the model that publishes ``sc_mllm/failure_report`` for observers. It hot-swaps the adapter
-announced on ``sc_mllm/adapter_version`` between answers.
+announced on ``sc_mllm/adapter_version`` between answers. Its automatic experts
+(:class:`~sc_mllm_ros.nodes.expert_hints.RgbdExperts`) read the episode's recorded RGB-D frame and serve
+``sc_mllm/expert_hints``.
 """
 
 from __future__ import annotations
@@ -25,28 +27,19 @@ from std_msgs.msg import Header, String
 
 from sc_mllm_msgs.action import ExecutePose, RunEpisode
 from sc_mllm_msgs.msg import AdapterVersion, CorrectionSample, ExecutionOutcome, PosePrediction
-from sc_mllm_msgs.srv import ExpertHints
 from sc_mllm_ros import names
 from sc_mllm_ros.episode.loop import ArmOutcome, run_episode, Step
 from sc_mllm_ros.episode.record import Attempt, BadInput, EpisodeRecord, new_episode_id, parse_task
-from sc_mllm_ros.episode.serving import Hints, ModelServer, resolve_hints
+from sc_mllm_ros.episode.serving import ModelServer
 from sc_mllm_ros.episode.store import EpisodeStore, SampleStore, StoredSample
 from sc_mllm_ros.nodes import conversions as conv
 from sc_mllm_ros.nodes.checker import CheckerNode
 from sc_mllm_ros.nodes.correction import CorrectionNode
+from sc_mllm_ros.nodes.expert_hints import RgbdExperts
 from sc_mllm_ros.nodes.policy import PolicyNode
 from sc_mllm_ros.nodes.qos import EVENTS_QOS, LATCHED_QOS
 from sc_mllm_ros.nodes.runtime import console_main, data_dir, declare, load_model, model_version
 from sc_mllm_ros.nodes.safety_gate import GoalGate
-
-
-def wait_rclpy(future, timeout: float, what: str):
-    """Block this worker thread (never an executor thread) until an rclpy future is done."""
-    done = threading.Event()
-    future.add_done_callback(lambda _: done.set())
-    if not done.wait(timeout):
-        raise TimeoutError(f"{what} did not answer within {timeout:.0f} s")
-    return future.result()
 
 
 @dataclass(frozen=True)
@@ -171,48 +164,6 @@ class ActionArm:
         self._finish(eid, ex, outcome)
 
 
-class ServiceExperts:
-    """The simulation's automatic experts behind ``sc_mllm/sim/expert_hints``; a real cell has none."""
-
-    def __init__(self, host: ModelHost) -> None:
-        self.host = host
-        self.client = host.create_client(
-            ExpertHints, names.EXPERT_HINTS, callback_group=ReentrantCallbackGroup()
-        )
-
-    def ask(self, record: EpisodeRecord) -> ExpertHints.Response:
-        if not self.client.service_is_ready():
-            raise BadInput(
-                f"automatic experts exist only in simulation, and {self.client.srv_name} is not available"
-            )
-        auto = wait_rclpy(
-            self.client.call_async(ExpertHints.Request(episode_id=record.episode_id)),
-            self.host.timeout,
-            "the automatic experts",
-        )
-        if not auto.ok:
-            raise BadInput(f"the automatic experts gave no hints: {auto.message}")
-        return auto
-
-    def choose(self, position: bool, rotation: bool) -> ChosenExperts:
-        return ChosenExperts(self, position, rotation)
-
-
-@dataclass(frozen=True)
-class ChosenExperts:
-    """The loop's experts: hints of the experts a goal asked for; the rest come from the last attempt."""
-
-    experts: ServiceExperts
-    position: bool
-    rotation: bool
-
-    def hints(self, record: EpisodeRecord) -> Hints:
-        auto = self.experts.ask(record)
-        contact = (auto.contact_row, auto.contact_col) if self.position else None
-        up, forward = (conv.array3(auto.up), conv.array3(auto.forward)) if self.rotation else (None, None)
-        return resolve_hints(record, contact, up, forward, feedback="automatic experts")
-
-
 class ModelHost(Node):
     """Owns the model; see the module docstring. ``nodes`` are this node and the three it serves through."""
 
@@ -253,7 +204,7 @@ class ModelHost(Node):
         self.checker = CheckerNode(self, **params("sc_mllm_checker"))
         self.correction = CorrectionNode(self, **params("sc_mllm_correction"))
         self.arm = ActionArm(self)
-        self.experts = ServiceExperts(self)
+        self.experts = RgbdExperts(self)
         self.create_subscription(AdapterVersion, names.ADAPTER_VERSION, self._on_adapter, LATCHED_QOS)
         self._episode_server = ActionServer(
             self,
@@ -289,6 +240,12 @@ class ModelHost(Node):
         """Run ``record``'s episode on the episode worker (queued behind the one running, if any)."""
         self.episodes.add(record)
         future = self._episode_pool.submit(self._episode, record, max_corrections, experts, on_step, stop)
+        future.add_done_callback(self._read)
+        return future
+
+    def queue(self, fn: Callable, *args) -> Future:
+        """Run ``fn`` on the episode worker, after the episode running now (a person's clicked correction)."""
+        future = self._episode_pool.submit(fn, *args)
         future.add_done_callback(self._read)
         return future
 

@@ -6,8 +6,8 @@ the robot base as a static transform. It serves the arm's ``/sc_mllm/execute_pos
 ``/sc_mllm/pause`` (:class:`~sc_mllm_ros.nodes.arm.ArmNode`), and the scenes: ``/sc_mllm/sim/scene`` (the
 loaded object) and ``/sc_mllm/sim/next_scene``.
 
-Simulation only: ``/sc_mllm/sim/expert_hints`` answers with the ground-truth experts' hints for the loaded
-scene (the correction service's ``use_automatic_experts``); a real cell has no such service.
+The automatic experts are not here: the model host runs them on the recorded RGB-D (``sc_mllm/expert_hints``),
+as on a real cell; the simulator's ground truth stays in the evaluation.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
-from sc_mllm_msgs.srv import ExpertHints
 from sc_mllm_ros import names
 from sc_mllm_ros.geometry import Pose
 from sc_mllm_ros.nodes import conversions as conv
@@ -40,8 +39,6 @@ class SimNode(ArmNode):
             split=declare(self, "scene_split", "train", "train | test_seen | test_unseen"),
             category=declare(self, "scene_category", "", "object category (empty: drawn from the split)"),
             image_size=declare(self, "image_size", 112, "camera resolution (px)", (16, 1024)),
-            position_noise_px=declare(self, "position_noise_px", 2.0, "expert noise (px)", (0.0, 50.0)),
-            rotation_noise_deg=declare(self, "rotation_noise_deg", 6.0, "expert noise (deg)", (0.0, 30.0)),
             seed=declare(self, "scene_seed", 0, "seed of the first scene", (0, 2**31 - 1)),
         )
         # tf2_ros_py's StaticTransformBroadcaster keeps the first transform of a child frame, and the camera
@@ -60,9 +57,6 @@ class SimNode(ArmNode):
         self.joint_pub = self.create_publisher(JointState, "/joint_states", 10)
         self.ee_pub = self.create_publisher(PoseStamped, names.EE_POSE, 10)
         self.create_timer(1.0 / rate, self.publish_sensors, callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_service(
-            ExpertHints, names.EXPERT_HINTS, self._on_hints, callback_group=self.group
-        )
         self.create_service(Trigger, names.SCENE, self._on_scene)
         self.create_service(
             Trigger, names.NEXT_SCENE, self._on_next_scene, callback_group=self.group
@@ -90,15 +84,6 @@ class SimNode(ArmNode):
         self.ee_pub.publish(
             conv.pose_msg(Pose(f.ee_pose.position, f.ee_pose.rotation, OPTICAL_FRAME), header)
         )
-
-    def _on_hints(self, req: ExpertHints.Request, res: ExpertHints.Response) -> ExpertHints.Response:
-        contact, up, forward = self.arm.expert_hints()
-        res.ok, res.contact_row, res.contact_col = True, contact[0], contact[1]
-        res.up, res.forward = conv.vector3(up), conv.vector3(forward)
-        res.message = (
-            f"ground-truth experts' hints for the {self.arm.object_name} (scene {self.arm.scene_seed})"
-        )
-        return res
 
     def _on_scene(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         res.success, res.message = True, self.arm.object_name
