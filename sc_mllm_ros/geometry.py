@@ -245,3 +245,8 @@ def answer_to_pixel(
     if not (0 <= r < size and 0 <= c < size):
         raise ValueError(f"answer point [{r}, {c}] is outside the {size}x{size} answer frame")
     return (r + 0.5) * h / size - 0.5, (c + 0.5) * w / size - 0.5
+
+
+def to_pixel(p: tuple[float, float]) -> tuple[int, int]:
+    """Round a sub-pixel (row, col) of the image to the integer pixel a hint names."""
+    return int(round(p[0])), int(round(p[1]))

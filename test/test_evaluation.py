@@ -99,6 +99,7 @@ def short_eval(tmp_path_factory) -> dict:
 
 def test_short_eval_of_the_shipped_model_writes_the_report(short_eval: dict) -> None:
     assert short_eval["episodes"] == {"seen": 6, "unseen": 6}
+    assert short_eval["meta"]["experts"] == "rgbd" and short_eval["meta"]["gate"] == "checker"  # as deployed
     assert len(short_eval["success"]["continual_learning"]["seen"]) == 1
     for split in ("seen", "unseen"):
         assert len(short_eval["success"]["after_corrections"][split]) == 2  # after 1 and 2 corrections
@@ -114,3 +115,34 @@ def test_short_eval_of_the_shipped_model_beats_the_random_policy(short_eval: dic
     ours = np.mean([short_eval["success"]["after_corrections"][k][-1] for k in ("seen", "unseen")])
     random = np.mean([short_eval["random_policy"][k] for k in ("seen", "unseen")])
     assert ours >= random + 0.3, f"success after corrections {ours:.2f} vs random policy {random:.2f}"
+
+
+def test_the_evaluation_corrects_with_the_rgbd_experts_on_the_recorded_frame_only() -> None:
+    from types import SimpleNamespace
+
+    from sc_mllm_ros.episode.record import EpisodeRecord, Frame
+    from sc_mllm_ros.evaluation.protocol import RgbdExperts
+    from sc_mllm_ros.experts import ExpertError
+    from sc_mllm_ros.geometry import CameraIntrinsics
+
+    seen = []
+
+    class Stub:  # what the experts get is all they may use: the frame and the task
+        def hints(self, rgb, depth, intrinsics, task):
+            seen.append((rgb, depth, intrinsics, task))
+            if task == "pull the lid":
+                raise ExpertError("the depth image has a hole there")
+            return SimpleNamespace(pixel=(10.4, 20.6), up=np.array([0, 0, 1.0]), forward=np.eye(3)[0])
+
+    intr = CameraIntrinsics(fx=50.0, fy=50.0, cx=16.0, cy=16.0, width=32, height=32)
+    frame = Frame(np.zeros((32, 32, 3), np.uint8), np.ones((32, 32), np.float32), intr)
+    last = SimpleNamespace(contact=(1, 2), up=np.array([0, 1.0, 0]), forward=np.array([0, 0, 1.0]))
+    record = EpisodeRecord("e", "pull the drawer", "drawer", frame)
+    record.attempts.append(last)  # the failed try being corrected
+    hints = RgbdExperts(Stub()).hints(record)
+    assert seen == [(frame.rgb, frame.depth, intr, "pull the drawer")]
+    assert hints.contact == (10, 21) and hints.feedback == "automatic experts"
+    lid = EpisodeRecord("f", "pull the lid", "lid", frame)
+    lid.attempts.append(last)
+    refused = RgbdExperts(Stub()).hints(lid)
+    assert "refused" in refused.feedback and refused.contact == last.contact  # the model's own answer stays

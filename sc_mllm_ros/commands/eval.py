@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=EvalConfig.gate,
         help="what triggers corrections: the model's checker (as deployed) or the ground truth (upper bound)",
     )
+    parser.add_argument(
+        "--experts",
+        choices=("rgbd", "oracle"),
+        default=EvalConfig.experts,
+        help="the correction hints: the RGB-D experts (as deployed) or the noisy ground truth (upper bound)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 

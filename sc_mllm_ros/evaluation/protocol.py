@@ -1,8 +1,9 @@
 """The evaluation protocol: episodes in the embedded world through the loop the ROS nodes run.
 
 Every episode is :func:`~sc_mllm_ros.episode.loop.run_episode`, the function the ``run_episode`` action
-serves, with the embedded world as the arm, the simulation's automatic experts and the served model as
-policy and checker; learning goes through :func:`~sc_mllm_ros.episode.learning.training_samples` and
+serves, with the embedded world as the arm, the RGB-D experts (``experts="rgbd"``, as deployed; the
+simulation's noisy ground truth with ``experts="oracle"``, an upper bound) and the served model as policy and
+checker; learning goes through :func:`~sc_mllm_ros.episode.learning.training_samples` and
 the model's ``OnlineLearner``.
 
 Choices the paper leaves open, made here:
@@ -31,7 +32,8 @@ from sc_mllm_ros.episode.loop import ArmOutcome, EpisodeRun, Gate, ModelChecker,
 from sc_mllm_ros.episode.record import Attempt, EpisodeRecord, Frame
 from sc_mllm_ros.episode.serving import Hints, ModelServer, resolve_hints
 from sc_mllm_ros.episode.store import StoredSample
-from sc_mllm_ros.geometry import angle_between_deg, deproject, Pose, rotation_from_up_forward
+from sc_mllm_ros.experts import ExpertError, Experts
+from sc_mllm_ros.geometry import angle_between_deg, deproject, Pose, rotation_from_up_forward, to_pixel
 from sc_mllm_ros.sim import PositionExpert, PullWorld, RotationExpert, sample_scene
 
 SPLITS = {"seen": "test_seen", "unseen": "test_unseen"}
@@ -55,6 +57,9 @@ class EvalConfig:
     # what decides whether an attempt is corrected: "checker" (the model's verdict, as deployed) or
     # "oracle" (the simulation's ground truth: an upper bound on the checker-gated loop)
     gate: str = "checker"
+    # the correction hints: "rgbd" (the experts of sc_mllm_ros.experts on the noisy frame, as deployed) or
+    # "oracle" (the simulation's noisy ground truth: an upper bound on what the experts could give)
+    experts: str = "rgbd"
     progress: bool = True
 
 
@@ -128,6 +133,23 @@ class SimExperts:
         return resolve_hints(record, contact=contact, up=up, forward=forward, feedback="automatic experts")
 
 
+@dataclass
+class RgbdExperts:
+    """The RGB-D experts on the episode's recorded noisy frame: all a real cell has (no ground truth)."""
+
+    experts: Experts
+
+    def hints(self, record: EpisodeRecord) -> Hints:
+        f = record.frame
+        try:
+            h = self.experts.hints(f.rgb, f.depth, f.intrinsics, record.task)
+        except ExpertError as err:  # a refusal leaves the correction to the model's own last answer
+            return resolve_hints(record, feedback=f"automatic experts refused: {err}")
+        return resolve_hints(
+            record, contact=to_pixel(h.pixel), up=h.up, forward=h.forward, feedback="automatic experts"
+        )
+
+
 class Evaluator:
     """Runs episodes of one model on scenes drawn from ``config.seed``."""
 
@@ -139,6 +161,7 @@ class Evaluator:
         self.gate = Gate(config.gate)
         self.position_expert = PositionExpert(config.position_noise_px)
         self.rotation_expert = RotationExpert(config.rotation_noise_deg)
+        self.rgbd_experts = RgbdExperts(Experts.from_pretrained()) if config.experts == "rgbd" else None
 
     def scenes(self, split: str) -> list:
         seeds = np.random.SeedSequence([self.cfg.seed, list(SPLITS).index(split)]).generate_state(
@@ -159,7 +182,7 @@ class Evaluator:
         first: Attempt | None = None,
     ) -> EpisodeRun:
         """One episode through :func:`~sc_mllm_ros.episode.loop.run_episode` on ``world``."""
-        experts = SimExperts(world, self.position_expert, self.rotation_expert, rng)
+        experts = self.rgbd_experts or SimExperts(world, self.position_expert, self.rotation_expert, rng)
         return run_episode(
             record,
             self.server,

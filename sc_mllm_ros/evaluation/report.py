@@ -81,6 +81,11 @@ def _pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f}"
 
 
+_EXPERTS = {
+    "rgbd": "corrections with the RGB-D experts' hints (the noisy frame only, as deployed).",
+    "oracle": "corrections with the simulation's noisy ground-truth hints ({position_noise_px} px / "
+    "{rotation_noise_deg} deg): an upper bound on what the experts could give.",
+}
 _GATES = {
     "checker": "Each correction follows a failure verdict of the model's own checker, as deployed.",
     "oracle": "Each correction follows a failure by the simulation's ground truth, not the checker: "
@@ -95,8 +100,8 @@ def markdown(report: dict) -> str:
         "# SC-MLLM evaluation",
         "",
         f"Model: `{report['meta'].get('model')}`; scenes from seed {report['meta'].get('seed')}; "
-        f"episodes per split: {report['episodes']}; automatic experts with noise "
-        f"{report['meta'].get('position_noise_px')} px / {report['meta'].get('rotation_noise_deg')} deg.",
+        f"episodes per split: {report['episodes']}; "
+        + _EXPERTS.get(report["meta"].get("experts"), "").format(**report["meta"]),
         "Success rates in %, our benchmark (embedded MuJoCo world) beside the paper's "
         "(SAPIEN, PartNet-Mobility).",
         _GATES.get(report["meta"].get("gate", "checker"), ""),

@@ -24,17 +24,13 @@ from sc_mllm_ros.episode.render import annotate_candidates
 from sc_mllm_ros.episode.serving import Hints, resolve_hints
 from sc_mllm_ros.experts import ExpertError, Experts
 from sc_mllm_ros.experts import Hints as ExpertOutput
+from sc_mllm_ros.geometry import to_pixel
 from sc_mllm_ros.nodes import conversions as conv
 from sc_mllm_ros.nodes.qos import LATCHED_QOS
 from sc_mllm_ros.nodes.runtime import declare
 
 if TYPE_CHECKING:
     from sc_mllm_ros.nodes.model_host import ModelHost
-
-
-def to_pixel(p: tuple[float, float]) -> tuple[int, int]:
-    """Round a sub-pixel (row, col) of the image to the integer pixel a hint names."""
-    return int(round(p[0])), int(round(p[1]))
 
 
 class RgbdExperts:
