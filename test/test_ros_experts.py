@@ -97,7 +97,7 @@ def add_failed_episode(host: ModelHost, server: ModelServer, eid: str = "ep-1") 
 
 def ask(probe, **fields) -> ExpertHints.Response:
     future = probe.hints.call_async(ExpertHints.Request(**fields))
-    wait(future.done)
+    wait(future.done, 90)  # the host's one model worker may still be finishing the previous test's work
     return future.result()
 
 

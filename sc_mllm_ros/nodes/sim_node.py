@@ -73,6 +73,9 @@ class SimNode(ArmNode):
         self.tf_buffer.set_transform_static(msg, self.get_name())
 
     def publish_sensors(self) -> None:
+        # Ctrl-C shuts the context down while this 10 Hz timer may be running: publishing then would raise.
+        if not self.context.ok():
+            return
         f = self.arm.frame
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=OPTICAL_FRAME)
         self.rgb_pub.publish(conv.image_msg(f.rgb, "rgb8", header))
