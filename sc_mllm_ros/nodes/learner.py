@@ -85,6 +85,8 @@ class LearnerNode(Node):
 
     def _announce(self, rel: AdapterRelease) -> None:
         self.releases.append(rel)
+        if not self.context.ok():  # Ctrl-C during an update: the release is on disk, announced at restart
+            return
         header = Header(stamp=self.get_clock().now().to_msg())
         self.version_pub.publish(
             AdapterVersion(

@@ -226,6 +226,8 @@ class ModelHost(Node):
     def _read(self, future: Future) -> None:
         """Log a worker task's unexpected exception; the result itself is the caller's, or dropped."""
         err = None if future.cancelled() else future.exception()
+        if err is not None and not self.context.ok():
+            return  # a task that outlived Ctrl-C cannot publish its result: nothing went wrong
         if err is not None and not isinstance(err, BadInput):  # bad input was reported where it was found
             self.get_logger().error(f"a worker task failed: {err!r}")
 
