@@ -121,7 +121,7 @@ def test_the_evaluation_corrects_with_the_rgbd_experts_on_the_recorded_frame_onl
     from types import SimpleNamespace
 
     from sc_mllm_ros.episode.record import EpisodeRecord, Frame
-    from sc_mllm_ros.evaluation.protocol import RgbdExperts
+    from sc_mllm_ros.evaluation.protocol import RecordedFrameExperts
     from sc_mllm_ros.experts import ExpertError
     from sc_mllm_ros.geometry import CameraIntrinsics
 
@@ -139,10 +139,10 @@ def test_the_evaluation_corrects_with_the_rgbd_experts_on_the_recorded_frame_onl
     last = SimpleNamespace(contact=(1, 2), up=np.array([0, 1.0, 0]), forward=np.array([0, 0, 1.0]))
     record = EpisodeRecord("e", "pull the drawer", "drawer", frame)
     record.attempts.append(last)  # the failed try being corrected
-    hints = RgbdExperts(Stub()).hints(record)
+    hints = RecordedFrameExperts(Stub()).hints(record)
     assert seen == [(frame.rgb, frame.depth, intr, "pull the drawer")]
     assert hints.contact == (10, 21) and hints.feedback == "automatic experts"
     lid = EpisodeRecord("f", "pull the lid", "lid", frame)
     lid.attempts.append(last)
-    refused = RgbdExperts(Stub()).hints(lid)
+    refused = RecordedFrameExperts(Stub()).hints(lid)
     assert "refused" in refused.feedback and refused.contact == last.contact  # the model's own answer stays

@@ -10,7 +10,7 @@ import numpy as np
 
 from sc_mllm_ros.episode.adapters import AdapterStore
 from sc_mllm_ros.episode.record import Attempt, BadInput, EpisodeRecord, Frame
-from sc_mllm_ros.geometry import CameraIntrinsics, Pose, project
+from sc_mllm_ros.geometry import CameraIntrinsics, Pose, project, to_pixel
 
 
 @dataclass(frozen=True)
@@ -130,3 +130,13 @@ def resolve_hints(record: EpisodeRecord, contact=None, up=None, forward=None, fe
     if abs(float(np.dot(*dirs))) > 0.99:
         raise BadInput("up and forward hints are parallel")
     return Hints(contact=contact, up=dirs[0], forward=dirs[1], feedback=feedback)
+
+
+def expert_hints(record: EpisodeRecord, auto, position: bool = True, rotation: bool = True) -> Hints:
+    """Hints from the RGB-D experts' output ``auto`` (an ``experts.Hints``); the others from the last attempt.
+
+    One conversion for the ROS graph and the evaluation, so both correct alike.
+    """
+    contact = to_pixel(auto.pixel) if position else None
+    up, forward = (auto.up, auto.forward) if rotation else (None, None)
+    return resolve_hints(record, contact, up, forward, feedback="automatic experts")

@@ -30,10 +30,10 @@ from tqdm import tqdm
 from sc_mllm_ros.episode.learning import training_samples
 from sc_mllm_ros.episode.loop import ArmOutcome, EpisodeRun, Gate, ModelChecker, run_episode
 from sc_mllm_ros.episode.record import Attempt, EpisodeRecord, Frame
-from sc_mllm_ros.episode.serving import Hints, ModelServer, resolve_hints
+from sc_mllm_ros.episode.serving import expert_hints, Hints, ModelServer, resolve_hints
 from sc_mllm_ros.episode.store import StoredSample
 from sc_mllm_ros.experts import ExpertError, Experts
-from sc_mllm_ros.geometry import angle_between_deg, deproject, Pose, rotation_from_up_forward, to_pixel
+from sc_mllm_ros.geometry import angle_between_deg, deproject, Pose, rotation_from_up_forward
 from sc_mllm_ros.sim import PositionExpert, PullWorld, RotationExpert, sample_scene
 
 SPLITS = {"seen": "test_seen", "unseen": "test_unseen"}
@@ -134,7 +134,7 @@ class SimExperts:
 
 
 @dataclass
-class RgbdExperts:
+class RecordedFrameExperts:
     """The RGB-D experts on the episode's recorded noisy frame: all a real cell has (no ground truth)."""
 
     experts: Experts
@@ -145,9 +145,7 @@ class RgbdExperts:
             h = self.experts.hints(f.rgb, f.depth, f.intrinsics, record.task)
         except ExpertError as err:  # a refusal leaves the correction to the model's own last answer
             return resolve_hints(record, feedback=f"automatic experts refused: {err}")
-        return resolve_hints(
-            record, contact=to_pixel(h.pixel), up=h.up, forward=h.forward, feedback="automatic experts"
-        )
+        return expert_hints(record, h)
 
 
 class Evaluator:
@@ -161,7 +159,8 @@ class Evaluator:
         self.gate = Gate(config.gate)
         self.position_expert = PositionExpert(config.position_noise_px)
         self.rotation_expert = RotationExpert(config.rotation_noise_deg)
-        self.rgbd_experts = RgbdExperts(Experts.from_pretrained()) if config.experts == "rgbd" else None
+        rgbd = config.experts == "rgbd"
+        self.rgbd_experts = RecordedFrameExperts(Experts.from_pretrained()) if rgbd else None
 
     def scenes(self, split: str) -> list:
         seeds = np.random.SeedSequence([self.cfg.seed, list(SPLITS).index(split)]).generate_state(

@@ -21,7 +21,7 @@ from sc_mllm_msgs.srv import ExpertHints
 from sc_mllm_ros import names
 from sc_mllm_ros.episode.record import BadInput, EpisodeRecord
 from sc_mllm_ros.episode.render import annotate_candidates
-from sc_mllm_ros.episode.serving import Hints, resolve_hints
+from sc_mllm_ros.episode.serving import expert_hints, Hints
 from sc_mllm_ros.experts import ExpertError, Experts
 from sc_mllm_ros.experts import Hints as ExpertOutput
 from sc_mllm_ros.geometry import to_pixel
@@ -130,7 +130,4 @@ class ChosenExperts:
     rotation: bool
 
     def hints(self, record: EpisodeRecord) -> Hints:
-        auto = self.experts.ask(record)
-        contact = to_pixel(auto.pixel) if self.position else None
-        up, forward = (auto.up, auto.forward) if self.rotation else (None, None)
-        return resolve_hints(record, contact, up, forward, feedback="automatic experts")
+        return expert_hints(record, self.experts.ask(record), self.position, self.rotation)
