@@ -142,3 +142,36 @@ def test_a_stop_request_ends_the_episode_before_the_next_correction() -> None:
     )
     assert out.stopped and out.attempts == 1 and asked == [1] and not policy.hints
     assert out.verdicts == [Verdict.FAILURE]
+
+
+def _plane(up: list[float]):
+    from sc_mllm_ros.experts import PlaneFit
+
+    u = np.array(up, float)
+    return PlaneFit(-u, np.zeros(3), u, np.array([1.0, 0.0, 0.0]), 1.0, 1.0, 1.0, 0.0, 10)
+
+
+def test_expert_hints_move_to_the_next_untried_candidate_with_its_own_plane() -> None:
+    from types import SimpleNamespace
+
+    from sc_mllm_ros.episode.serving import expert_hints
+
+    planes = (_plane([0.0, 0.0, 1.0]), None, _plane([0.0, 0.6, 0.8]))
+    auto = SimpleNamespace(
+        pixel=(5.0, 6.0),
+        plane=planes[0],
+        candidate_pixels=((5.0, 6.0), (12.0, 20.0), (18.0, 4.0)),
+        candidate_planes=planes,
+    )
+    record = EpisodeRecord("ep", "pull the drawer", "drawer", FRAME)
+    record.attempts.append(replace(ANSWER, contact=(20, 30)))  # far from every candidate
+    first = expert_hints(record, auto)
+    assert first.contact == (5, 6) and first.feedback == "automatic experts"
+    record.attempts.append(replace(ANSWER, contact=first.contact))  # tried, and it failed
+    second = expert_hints(record, auto)
+    # The second candidate has no plane: the third is next, with the plane fitted there.
+    assert second.contact == (18, 4) and np.allclose(second.up, [0.0, 0.6, 0.8])
+    record.attempts.append(replace(ANSWER, contact=second.contact))
+    assert expert_hints(record, auto).contact == (5, 6)  # all tried: the best again
+    only_rotation = expert_hints(record, auto, position=False)
+    assert only_rotation.contact == record.last.contact and np.allclose(only_rotation.up, [0.0, 0.0, 1.0])

@@ -4,6 +4,7 @@ import torch
 
 from sc_mllm_ros.model import CAUSES, LLMConfig, SCMLLM, SCMLLMConfig, TokenizerConfig, VisionConfig
 from sc_mllm_ros.model.codec import parse_failure_text, parse_pose_text
+from sc_mllm_ros.model.data import prompt_values
 from sc_mllm_ros.model.decoding import allowed_values, AnswerConstraint
 from sc_mllm_ros.model.prompts import answer_segments
 from sc_mllm_ros.model.synthetic import scene
@@ -54,7 +55,6 @@ def test_prefilled_decoder_equals_tokenwise_constrained_greedy(kind):
         for call in (
             lambda m, meth, rgb=rgb: m.predict_pose(rgb, "drawer", method=meth),
             lambda m, meth, a=(rgb, "drawer", contact, up, fwd): m.correct(*a, method=meth),
-            lambda m, meth, a=(rgb, "drawer", contact, up, fwd): m.detect_failure(*a, method=meth),
         ):
             slow, fast = call(model, "tokenwise"), call(model, "prefilled")
             assert fast.text == slow.text
@@ -62,6 +62,58 @@ def test_prefilled_decoder_equals_tokenwise_constrained_greedy(kind):
         pose = model.predict_pose(rgb, "drawer")
         if kind == "numbers":
             assert pose.forward_passes <= 8  # at most one per number slot: the template text is prefilled
+
+
+def _reference_choice(model: SCMLLM, prefix: torch.Tensor, texts: list[str]) -> np.ndarray:
+    """Each answer scored by one plain forward pass over prefix + answer + EOS, no cache, no batching."""
+    tok = model.tokenizer
+    scores = []
+    for text in texts:
+        ids = [*tok.encode_text(text), tok.eos_id]
+        emb = torch.cat([prefix, model.embed_ids(torch.tensor([ids]))], dim=1)
+        lp = model.base_llm(inputs_embeds=emb).logits[0].float().log_softmax(-1)
+        start = prefix.shape[1] - 1  # the logits at position i predict token i + 1
+        scores.append(sum(lp[start + j, t].item() for j, t in enumerate(ids)))
+    return torch.tensor(scores).softmax(0).numpy()
+
+
+@pytest.mark.parametrize("kind", ["numbers", "bpe"])
+def test_checker_scores_the_four_answers_exactly(kind):
+    """The cached, batched scoring equals scoring each whole answer on its own; the threshold decides."""
+    from sc_mllm_ros.model.prompts import FAILURE_ANSWERS
+    from sc_mllm_ros.model.vision import preprocess
+
+    rng = np.random.default_rng(3)
+    model = tiny(kind, 30)
+    rgb, contact, up, fwd = scene(rng)
+    answer = model.detect_failure(rgb, "drawer", contact, up, fwd)
+    texts = [FAILURE_ANSWERS[c] for c in CAUSES]
+    with torch.inference_mode():
+        values = prompt_values("failure", "drawer", rgb.shape[:2], 336, contact, up, fwd)
+        prefix = model.prefix_embeds(
+            preprocess(rgb, model.config.vision)[None], model._prompt_ids("failure", values)
+        )
+        reference = _reference_choice(model, prefix, texts)
+    assert np.allclose([answer.probabilities[c] for c in CAUSES], reference, atol=1e-5)
+    assert answer.success_probability == pytest.approx(float(reference[0]), abs=1e-5)
+    always = model.detect_failure(rgb, "drawer", contact, up, fwd, threshold=0.0)
+    never = model.detect_failure(rgb, "drawer", contact, up, fwd, threshold=1.0)
+    assert always.cause == "success" and never.cause != "success"
+    failures = {c: reference[i] for i, c in enumerate(CAUSES) if c != "success"}
+    assert never.cause == max(failures, key=failures.get) and parse_failure_text(never.text) == never.cause
+
+
+def test_before_after_checker_sees_the_initial_image():
+    rng = np.random.default_rng(4)
+    model = tiny("numbers", 31)
+    model.config.checker_views = "before_after"
+    rgb, contact, up, fwd = scene(rng)
+    other, *_ = scene(rng)
+    with pytest.raises(ValueError, match="initial image"):
+        model.detect_failure(rgb, "drawer", contact, up, fwd)
+    same = model.detect_failure(rgb, "drawer", contact, up, fwd, initial_rgb=rgb)
+    changed = model.detect_failure(rgb, "drawer", contact, up, fwd, initial_rgb=other)
+    assert not np.allclose(list(same.probabilities.values()), list(changed.probabilities.values()), atol=1e-6)
 
 
 def test_constraint_rejects_tokens_outside_the_grammar():
@@ -102,7 +154,7 @@ def test_direction_slots_allow_exactly_the_brute_force_set():
 
 
 def test_shipped_model_answers_equal_the_reference_decoder():
-    """The fast decoder gives the shipped model's answers of constrained greedy, for all three prompts."""
+    """The fast decoder gives the shipped model's answers of constrained greedy, for both pose prompts."""
     from sc_mllm_ros.model.synthetic import samples
 
     model = SCMLLM.from_pretrained(None)  # None: the shipped model
@@ -111,6 +163,5 @@ def test_shipped_model_answers_equal_the_reference_decoder():
         for call in (
             lambda meth, r=s.rgb: model.predict_pose(r, "drawer", method=meth),
             lambda meth, r=s.rgb: model.correct(r, "drawer", (100, 120), up, fwd, method=meth),
-            lambda meth, r=s.rgb: model.detect_failure(r, "drawer", (100, 120), up, fwd, method=meth),
         ):
             assert call("prefilled").text == call("tokenwise").text

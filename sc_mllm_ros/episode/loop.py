@@ -73,7 +73,9 @@ class ModelChecker:
     server: object
 
     def grade(self, record: EpisodeRecord, attempt: Attempt, outcome: ArmOutcome) -> Grade:
-        return self.server.grade(outcome.end_rgb, record.object_name, outcome.ee_pose, outcome.intrinsics)
+        return self.server.grade(
+            outcome.end_rgb, record.object_name, outcome.ee_pose, outcome.intrinsics, record.frame.rgb
+        )
 
 
 @dataclass(frozen=True)

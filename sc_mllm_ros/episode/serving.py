@@ -31,6 +31,7 @@ class Grade:
     ee_contact: tuple[int, int]
     ee_up: list[float]
     ee_forward: list[float]
+    confidence: float = float("nan")  # the checker's probability that the attempt succeeded
 
 
 def ee_state(ee_pose: Pose, intr: CameraIntrinsics) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
@@ -79,10 +80,21 @@ class ModelServer:
             hint_forward=np.asarray(hints.forward, float).tolist(),
         )
 
-    def grade(self, end_rgb: np.ndarray, object_name: str, ee_pose: Pose, intr: CameraIntrinsics) -> Grade:
+    def grade(
+        self,
+        end_rgb: np.ndarray,
+        object_name: str,
+        ee_pose: Pose,
+        intr: CameraIntrinsics,
+        initial_rgb: np.ndarray | None = None,
+        threshold: float | None = None,
+    ) -> Grade:
+        """The checker's verdict; ``initial_rgb``: the image the attempt was predicted from (before/after)."""
         contact, up, forward = ee_state(ee_pose, intr)
         with self._lock:
-            report = self.model.detect_failure(end_rgb, object_name, contact, up, forward)
+            report = self.model.detect_failure(
+                end_rgb, object_name, contact, up, forward, initial_rgb=initial_rgb, threshold=threshold
+            )
         return Grade(
             success=report.cause == "success",
             cause=report.cause,
@@ -90,6 +102,7 @@ class ModelServer:
             ee_contact=contact,
             ee_up=up.tolist(),
             ee_forward=forward.tolist(),
+            confidence=float(report.success_probability),
         )
 
     def swap_adapter(self, path: str, version: int) -> bool:
@@ -132,11 +145,37 @@ def resolve_hints(record: EpisodeRecord, contact=None, up=None, forward=None, fe
     return Hints(contact=contact, up=dirs[0], forward=dirs[1], feedback=feedback)
 
 
+def untried_candidate(record: EpisodeRecord, pixels, min_px: float) -> int:
+    """Index of the best candidate farther than ``min_px`` from every contact this episode tried (else 0).
+
+    A failed attempt is evidence against its contact: the next correction is pointed at the next candidate
+    instead of repeating the same hint.
+    """
+    tried = np.array([a.contact for a in record.attempts], dtype=float).reshape(-1, 2)
+    for i, p in enumerate(pixels):
+        if tried.size == 0 or np.min(np.linalg.norm(tried - np.asarray(p, float), axis=1)) > min_px:
+            return i
+    return 0
+
+
 def expert_hints(record: EpisodeRecord, auto, position: bool = True, rotation: bool = True) -> Hints:
     """Hints from the RGB-D experts' output ``auto`` (an ``experts.Hints``); the others from the last attempt.
 
-    One conversion for the ROS graph and the evaluation, so both correct alike.
+    The position hint is the best candidate not yet tried in this episode (``untried_candidate``), with the
+    rotation expert's plane fit there. One conversion for the ROS graph and the evaluation, so both
+    correct alike.
     """
-    contact = to_pixel(auto.pixel) if position else None
-    up, forward = (auto.up, auto.forward) if rotation else (None, None)
-    return resolve_hints(record, contact, up, forward, feedback="automatic experts")
+    # Candidates the rotation expert could fit a plane at (the first always has one).
+    fits = [(p, f) for p, f in zip(auto.candidate_pixels, auto.candidate_planes) if f is not None]
+    fits = fits or [(auto.pixel, auto.plane)]
+    # The expert's candidates are 16 px apart at 224 px (its non-maximum suppression) and a correction lands
+    # a few pixels from its hint: within half that distance an answer tried the candidate.
+    h, w = record.frame.rgb.shape[:2]
+    i = untried_candidate(record, [p for p, _ in fits], min_px=0.036 * max(h, w)) if position else 0
+    pixel, plane = fits[i]
+    contact = to_pixel(pixel) if position else None
+    up, forward = (plane.up, plane.forward) if rotation else (None, None)
+    feedback = (
+        "automatic experts" if i == 0 else f"automatic experts (candidate {i + 1}: the better ones failed)"
+    )
+    return resolve_hints(record, contact, up, forward, feedback=feedback)

@@ -27,6 +27,9 @@ class Hints:
     position_confidence: float  # candidate_scores[0]
     rotation_confidence: float  # fraction of the depth window on the fitted plane
     plane: PlaneFit
+    # The plane fit at each candidate (None where the rotation expert refused), so that a correction after
+    # a failed try can move to the next candidate with its own orientation.
+    candidate_planes: tuple[PlaneFit | None, ...] = ()
 
 
 def as_intrinsics(intrinsics: CameraIntrinsics | tuple | list, image_hw: tuple[int, int]) -> CameraIntrinsics:
@@ -77,6 +80,12 @@ class Experts:
         position = self.position.hint(rgb, depth, parse_task(task), k)
         plane = self.rotation.fit(depth, intr, position.pixels[0])
         candidates = tuple(pixel_to_answer(p, depth.shape, ANSWER_SIZE) for p in position.pixels)
+        planes = [plane]
+        for p in position.pixels[1:]:
+            try:
+                planes.append(self.rotation.fit(depth, intr, p))
+            except ExpertError:
+                planes.append(None)
         return Hints(
             contact=candidates[0],
             pixel=position.pixels[0],
@@ -88,4 +97,5 @@ class Experts:
             position_confidence=position.scores[0],
             rotation_confidence=plane.confidence,
             plane=plane,
+            candidate_planes=tuple(planes),
         )

@@ -187,6 +187,8 @@ class FailureAnswer:
     cause: str
     text: str
     forward_passes: int = 0
+    success_probability: float | None = None  # the checker's confidence that the attempt succeeded
+    probabilities: dict[str, float] | None = None  # of each answer, normalised over the four
 
     def __post_init__(self) -> None:
         if self.cause not in CAUSES:

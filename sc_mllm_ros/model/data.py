@@ -48,6 +48,7 @@ class TrainingSample:
     ee_up: np.ndarray | None = None
     ee_forward: np.ndarray | None = None
     cause: str | None = None
+    initial_rgb: np.ndarray | None = None  # "failure": the image the attempt was predicted from
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Encoded:
     answer_slots: list[str]  # per answer token: the number slot it encodes, or ""
     target: np.ndarray | None  # (8,) contact/size (2) + up (3) + forward (3) for stage 1, pose images only
     values: dict[str, object]  # the answer's slot values (ground truth for evaluation)
+    initial: torch.Tensor | None = None  # uint8 (3, S, S): the before image of a before/after checker
 
 
 def prompt_values(
@@ -99,6 +101,11 @@ def encode_sample(s: TrainingSample, tok: SCTokenizer, cfg: SCMLLMConfig) -> Enc
         av = encode_pose_values(s.contact, s.up, s.forward, hw, size)
     prompt_ids, _ = tok.encode_segments(prompt_segments(s.family, size), pv)
     answer_ids, slots = tok.encode_segments(answer_segments(s.family, size), av)
+    initial = None
+    if s.family == "failure" and cfg.checker_views == "before_after":
+        if s.initial_rgb is None:
+            raise ValueError("a before/after checker's failure sample needs the initial image")
+        initial = preprocess(s.initial_rgb, cfg.vision)
     target = None
     if s.family != "failure":
         a = pixel_to_answer(s.contact, hw, size)
@@ -113,6 +120,7 @@ def encode_sample(s: TrainingSample, tok: SCTokenizer, cfg: SCMLLMConfig) -> Enc
         slots + [""],
         target,
         av,
+        initial,
     )
 
 
@@ -150,7 +158,7 @@ def load_rgb(root: str | Path, rel: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def record_to_sample(rec: dict, rgb: np.ndarray) -> TrainingSample:
+def record_to_sample(rec: dict, rgb: np.ndarray, initial_rgb: np.ndarray | None = None) -> TrainingSample:
     def vec(key: str) -> np.ndarray | None:
         return None if rec.get(key) is None else np.asarray(rec[key], dtype=float)
 
@@ -171,6 +179,7 @@ def record_to_sample(rec: dict, rgb: np.ndarray) -> TrainingSample:
         ee_up=vec("ee_up"),
         ee_forward=vec("ee_forward"),
         cause=rec.get("cause"),
+        initial_rgb=initial_rgb,
     )
 
 
@@ -182,7 +191,11 @@ def load_encoded(
     out, skipped = [], 0
     for rec in tqdm(records, desc=f"reading {split}", unit="rec", leave=False):
         try:
-            out.append(encode_sample(record_to_sample(rec, load_rgb(root, rec["rgb"])), tok, cfg))
+            # The before image only where the checker compares before and after (memory: one more image).
+            initial = None
+            if rec["family"] == "failure" and cfg.checker_views == "before_after":
+                initial = load_rgb(root, rec["initial_rgb"])
+            out.append(encode_sample(record_to_sample(rec, load_rgb(root, rec["rgb"]), initial), tok, cfg))
         except (ValueError, KeyError) as e:
             skipped += 1
             if skipped <= 3:

@@ -25,7 +25,7 @@ from sc_mllm_ros.model.codec import FailureAnswer, PoseAnswer
 from sc_mllm_ros.model.config import SCMLLMConfig
 from sc_mllm_ros.model.data import prompt_values
 from sc_mllm_ros.model.decoding import AnswerConstraint, decode_prefilled, decode_tokenwise
-from sc_mllm_ros.model.prompts import answer_segments, FAILURE_ANSWERS, prompt_segments
+from sc_mllm_ros.model.prompts import answer_segments, CAUSES, FAILURE_ANSWERS, prompt_segments
 from sc_mllm_ros.model.tokenizer import SCTokenizer
 from sc_mllm_ros.model.vision import preprocess, Projector, RegressionHead, VisionTower
 
@@ -205,23 +205,41 @@ class SCMLLM(nn.Module):
     def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
         return self.llm.get_input_embeddings()(ids.to(self.device))
 
-    def prefix_embeds(self, images: torch.Tensor, prompt_ids: list[int]) -> torch.Tensor:
-        """[BOS][visual tokens][prompt] for one image (1, 3, S, S)."""
-        vis = self.visual_embeds(images)
+    def views_embeds(self, images: torch.Tensor, initial: torch.Tensor | None = None) -> torch.Tensor:
+        """Visual tokens of ``images`` (B, 3, S, S), after those of the ``initial`` images when given."""
+        if initial is None:
+            return self.visual_embeds(images)
+        return (
+            self.visual_embeds(torch.cat([initial, images]))
+            .view(2, images.shape[0], -1, self.dim)
+            .transpose(0, 1)
+            .reshape(images.shape[0], -1, self.dim)
+        )
+
+    def prefix_embeds(
+        self, images: torch.Tensor, prompt_ids: list[int], initial: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[BOS][visual tokens (of ``initial``, then of ``images``)][prompt] for one image (1, 3, S, S)."""
+        vis = self.views_embeds(images, initial)
         bos = self.embed_ids(torch.tensor([[self.tokenizer.bos_id]]))
         prompt = self.embed_ids(torch.tensor([prompt_ids], dtype=torch.long))
         return torch.cat([bos, vis.to(bos.dtype), prompt], dim=1)
 
     def text_logits(
-        self, images: torch.Tensor, ids: torch.Tensor, visual: torch.Tensor | None = None
+        self,
+        images: torch.Tensor,
+        ids: torch.Tensor,
+        visual: torch.Tensor | None = None,
+        initial: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Training forward: logits (B, T, V) predicting ``ids`` (right-padded prompt+answer) after the image.
 
         Right padding needs no attention mask: causal attention never lets a real token see a later pad.
-        ``visual`` may pass ``visual_embeds(images)`` computed once when the tower is frozen.
+        ``visual`` may pass ``visual_embeds(images)`` computed once when the tower is frozen; ``initial``:
+        the before images of a before/after checker batch.
         """
         b, t = ids.shape
-        vis = self.visual_embeds(images) if visual is None else visual
+        vis = self.views_embeds(images, initial) if visual is None else visual
         bos = self.embed_ids(torch.full((b, 1), self.tokenizer.bos_id, dtype=torch.long))
         emb = torch.cat([bos, vis.to(bos.dtype), self.embed_ids(ids)], dim=1)
         # The head only on the positions that predict ``ids`` (not on the visual tokens).
@@ -239,10 +257,16 @@ class SCMLLM(nn.Module):
 
     # -- runtime API --------------------------------------------------------------------------------------
     def _answer(self, family: str, rgb: np.ndarray, values: dict[str, object], method: str = "prefilled"):
-        prompt_ids, _ = self.tokenizer.encode_segments(
-            prompt_segments(family, self.config.answer_size), values
+        return self.decode(
+            preprocess(rgb, self.config.vision), self._prompt_ids(family, values), family, method
         )
-        return self.decode(preprocess(rgb, self.config.vision), prompt_ids, family, method)
+
+    def _prompt_ids(self, family: str, values: dict[str, object]) -> list[int]:
+        return self.tokenizer.encode_segments(prompt_segments(family, self.config.answer_size), values)[0]
+
+    @property
+    def checker_sees_initial(self) -> bool:
+        return self.config.checker_views == "before_after"
 
     def decode(
         self, image: torch.Tensor, prompt_ids: list[int], family: str, method: str = "prefilled"
@@ -275,14 +299,70 @@ class SCMLLM(nn.Module):
         contact: tuple[float, float],
         up: np.ndarray,
         forward: np.ndarray,
-        method: str = "prefilled",
+        initial_rgb: np.ndarray | None = None,
+        threshold: float | None = None,
     ) -> FailureAnswer:
-        """Failure cause from the end-state image and the executed end-effector parameters."""
+        """Failure cause from the end-state image and the executed end-effector parameters.
+
+        The four answers are scored whole (teacher-forced, with EOS) and normalised over the four: the
+        success sentence's share is the confidence; below ``threshold`` (default
+        ``config.checker_threshold``) the answer is the most probable failure cause. A ``before_after``
+        checker also needs ``initial_rgb``, the image the attempt was predicted from.
+        """
         hw = np.asarray(end_rgb).shape[:2]
         values = prompt_values("failure", object_name, hw, self.config.answer_size, contact, up, forward)
-        c, passes = self._answer("failure", end_rgb, values, method)
-        cause = str(c.values["cause"])
-        return FailureAnswer(cause=cause, text=FAILURE_ANSWERS[cause], forward_passes=passes)
+        initial = None
+        if self.checker_sees_initial:
+            if initial_rgb is None:
+                raise ValueError("this checker compares before and after: it needs the initial image too")
+            initial = preprocess(initial_rgb, self.config.vision)
+        image = preprocess(end_rgb, self.config.vision)
+        return self.check(image, self._prompt_ids("failure", values), initial, threshold)
+
+    def check(
+        self,
+        image: torch.Tensor,
+        prompt_ids: list[int],
+        initial: torch.Tensor | None = None,
+        threshold: float | None = None,
+    ) -> FailureAnswer:
+        """The failure answer for a preprocessed uint8 (3, S, S) end image (and initial image)."""
+        with torch.inference_mode():
+            prefix = self.prefix_embeds(image[None], prompt_ids, None if initial is None else initial[None])
+            probs = self._choice_probabilities(prefix, [FAILURE_ANSWERS[c] for c in CAUSES])
+        p = dict(zip(CAUSES, probs))
+        limit = self.config.checker_threshold if threshold is None else threshold
+        cause = "success" if p["success"] >= limit else max((c for c in CAUSES if c != "success"), key=p.get)
+        return FailureAnswer(
+            cause=cause,
+            text=FAILURE_ANSWERS[cause],
+            forward_passes=2,
+            success_probability=p["success"],
+            probabilities=p,
+        )
+
+    def _choice_probabilities(self, prefix: torch.Tensor, texts: list[str]) -> list[float]:
+        """P(text + EOS | prefix) for each text, normalised over ``texts``: two forward passes in all."""
+        tok = self.tokenizer
+        alts = [[*tok.encode_text(t), tok.eos_id] for t in texts]
+        out = self.base_llm(inputs_embeds=prefix, use_cache=True, logits_to_keep=1)
+        first = out.logits[0, -1].float().log_softmax(-1)
+        n, longest = len(alts), max(len(a) for a in alts)
+        ids = torch.full((n, longest), tok.pad_id, dtype=torch.long)
+        for i, a in enumerate(alts):
+            ids[i, : len(a)] = torch.tensor(a)
+        cache = out.cache
+        cache.batch_repeat_interleave(n)
+        # Right padding: a real token never attends to a later pad, so the scores of real tokens are exact.
+        rest = self.base_llm(inputs_embeds=self.embed_ids(ids[:, :-1]), cache=cache, use_cache=False).logits
+        lp = rest.float().log_softmax(-1)
+        scores = torch.stack(
+            [
+                first[a[0]] + lp[i, torch.arange(len(a) - 1), torch.tensor(a[1:])].sum()
+                for i, a in enumerate(alts)
+            ]
+        )
+        return scores.softmax(0).tolist()
 
     def correct(
         self,

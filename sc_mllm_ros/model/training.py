@@ -65,7 +65,29 @@ def collate(items: list[Encoded], model: SCMLLM) -> dict[str, torch.Tensor]:
                 sigma[i, n + j] = cfg.train.sigma_pixel if pixel else cfg.train.sigma_direction
                 lo[i, n + j], hi[i, n + j] = (0, cfg.answer_size - 1) if pixel else (-50, 50)
     images = torch.stack([it.image for it in items])
-    return {"images": images, "ids": ids, "labels": labels, "sigma": sigma, "lo": lo, "hi": hi}
+    batch = {"images": images, "ids": ids, "labels": labels, "sigma": sigma, "lo": lo, "hi": hi}
+    with_initial = [it.initial is not None for it in items]
+    if any(with_initial):
+        if not all(with_initial):
+            raise ValueError("a batch mixes one-image and before/after samples; see views_groups")
+        batch["initial"] = torch.stack([it.initial for it in items])
+    return batch
+
+
+def views_groups(items: list[Encoded]) -> list[list[Encoded]]:
+    """The items split by how many images they show (a batch's sequences must line up)."""
+    groups = [[it for it in items if it.initial is None], [it for it in items if it.initial is not None]]
+    return [g for g in groups if g]
+
+
+def batch_loss(model: SCMLLM, items: list[Encoded], soft: bool) -> torch.Tensor:
+    """Mean answer loss over ``items``, one forward pass per group of equal views, weighted by group size."""
+    total = 0.0
+    for group in views_groups(items):
+        batch = collate(group, model)
+        logits = model.text_logits(batch["images"], batch["ids"], initial=batch.get("initial"))
+        total = total + answer_loss(logits, batch, model, soft) * (len(group) / len(items))
+    return total
 
 
 def answer_loss(
@@ -152,10 +174,7 @@ class Trainer:
             if stage1:
                 loss = regression_loss(model, self._batch(self.pose_items))
             else:
-                batch = collate(self._batch(self.train), model)
-                loss = answer_loss(
-                    model.text_logits(batch["images"], batch["ids"]), batch, model, cfg.soft_targets
-                )
+                loss = batch_loss(model, self._batch(self.train), cfg.soft_targets)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
@@ -258,15 +277,19 @@ def evaluate(model: SCMLLM, items: list[Encoded], progress: bool = True) -> dict
         )
     if fail:
         causes = [str(it.values["cause"]) for it in fail]
-        hits = [
-            str(model.decode(it.image, it.prompt_ids, "failure")[0].values["cause"]) == c
-            for it, c in zip(fail, causes)
-        ]
+        answers = [model.check(it.image, it.prompt_ids, it.initial) for it in fail]
+        hits = [a.cause == c for a, c in zip(answers, causes)]
+        said_failure = np.array([not a.success for a in answers])
+        failed = np.array([c != "success" for c in causes])
         majority = max(set(causes), key=causes.count)
         res.update(
             {
                 "failure_accuracy": float(np.mean(hits)),
                 "baseline_majority_accuracy": float(np.mean([c == majority for c in causes])),
+                "failure_recall": float(said_failure[failed].mean()) if failed.any() else float("nan"),
+                "failure_precision": float(failed[said_failure].mean())
+                if said_failure.any()
+                else float("nan"),
             }
         )
     return res

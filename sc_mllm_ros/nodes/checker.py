@@ -32,7 +32,9 @@ class CheckerNode(Node):
 
     def grade(self, record: EpisodeRecord, attempt: Attempt, outcome: ArmOutcome) -> Grade:
         server = self.host.server
-        grade = server.grade(outcome.end_rgb, record.object_name, outcome.ee_pose, outcome.intrinsics)
+        grade = server.grade(
+            outcome.end_rgb, record.object_name, outcome.ee_pose, outcome.intrinsics, record.frame.rgb
+        )
         index = next(i for i, a in enumerate(record.attempts) if a is attempt)
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=conv.OPTICAL_FRAME)
         self.report_pub.publish(
