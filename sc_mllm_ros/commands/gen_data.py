@@ -18,9 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--test-num", type=int, default=None, help="records per test split (default 5%% of --num)"
     )
     parser.add_argument("--shard-size", type=int, default=1000, help="records per JSONL shard")
-    parser.add_argument("--position-noise-px", type=float, default=2.0, help="position expert noise (pixels)")
     parser.add_argument(
-        "--rotation-noise-deg", type=float, default=6.0, help="rotation expert noise (degrees)"
+        "--experts", default=None, help="the RGB-D experts' weights for the correction hints (default: shipped)"
     )
 
 
@@ -35,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         test_num=args.test_num,
         shard_size=args.shard_size,
-        position_noise_px=args.position_noise_px,
-        rotation_noise_deg=args.rotation_noise_deg,
+        experts=args.experts,
     )
     start = time.perf_counter()
     manifest = generate(cfg)

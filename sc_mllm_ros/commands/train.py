@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", choices=("numbers", "bpe"), default="numbers")
     parser.add_argument("--no-soft-targets", action="store_true", help="plain one-hot cross-entropy")
     parser.add_argument(
+        "--checker-views",
+        choices=("before_after", "end"),
+        default="before_after",
+        help="what the checker sees: the initial and the end image, or the end image alone (the paper)",
+    )
+    parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
         default="auto",
@@ -46,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace):
     from sc_mllm_ros.model import LLMConfig, SCMLLMConfig, TokenizerConfig, VisionConfig
 
-    cfg = SCMLLMConfig(tokenizer=TokenizerConfig(kind=args.tokenizer))
+    cfg = SCMLLMConfig(tokenizer=TokenizerConfig(kind=args.tokenizer), checker_views=args.checker_views)
     if args.size == "tiny":
         cfg.vision = VisionConfig(image_size=64, width=16)
         cfg.llm = LLMConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128)
