@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shard-size", type=int, default=1000, help="records per JSONL shard")
     parser.add_argument(
-        "--experts", default=None, help="the RGB-D experts' weights for the correction hints (default: shipped)"
+        "--experts",
+        default=None,
+        help="RGB-D experts' weights for the correction hints (default: shipped)",
     )
 
 
