@@ -88,3 +88,24 @@ def test_generation_is_deterministic_by_seed(dataset, tmp_path):
             assert a.read() == b.read()
     with pytest.raises(ValueError, match="already holds"):
         generate(GenConfig(num=3, out=out))
+
+
+def test_policy_rollouts_record_the_models_own_attempts(tmp_path):
+    """gen-data --policy: the shipped model's attempts, labelled by the simulator, with the RGB-D experts."""
+    from sc_mllm_ros.episode.rollouts import policy_records
+
+    out = str(tmp_path / "p")
+    cfg = GenConfig(num=16, out=out, seed=3, workers=1, test_num=0, image_size=224, policy="")
+    generate(cfg, policy_records)
+    manifest, records = _read(out)
+    recs = records["train"]
+    attempts = [r for r in recs if r["family"] == "failure"]
+    assert attempts and {r["family"] for r in recs} >= {"pose", "failure"}
+    for r in attempts:
+        assert r["cause"] in CAUSES and r["id"].rsplit("-", 1)[1].startswith("attempt")
+        assert os.path.exists(os.path.join(out, r["initial_rgb"]))
+    for r in recs:
+        if r["family"] == "correction":
+            truth = next(p for p in recs if p["family"] == "pose" and p["scene_seed"] == r["scene_seed"])
+            if not r["hint_succeeded"]:
+                assert r["contact"] == truth["contact"]

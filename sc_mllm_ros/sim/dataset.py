@@ -27,7 +27,9 @@ records, and the parent writes them in scene order, so 1 or N workers give byte-
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+import functools
 import json
 import multiprocessing
 import os
@@ -63,6 +65,8 @@ class GenConfig:
     shard_size: int = 1000
     experts: str | None = None  # the RGB-D experts' weights (None: the shipped ones)
     best_candidate_share: float = 0.5  # how often the correction's hint is the experts' best candidate
+    policy: str | None = None  # a model folder: record its own attempts instead (episode/rollouts.py)
+    max_corrections: int = 2  # with ``policy``: corrections after each failed attempt
     failure_tries: int = 4  # perturbations tried per scene to get the wanted failure cause
 
     def split_counts(self) -> dict[str, int]:
@@ -259,12 +263,15 @@ def scene_records(
     return records, images, None
 
 
-def _job(args: tuple[str, int, GenConfig]):
-    return scene_records(*args)
+def _job(records: Callable, args: tuple[str, int, GenConfig]):
+    return records(*args)
 
 
-def generate(cfg: GenConfig) -> dict:
-    """Write the dataset to ``cfg.out`` and return its manifest."""
+def generate(cfg: GenConfig, records: Callable = scene_records) -> dict:
+    """Write the dataset to ``cfg.out`` and return its manifest.
+
+    ``records(split, index, cfg)`` gives one scene's records (a module-level function: workers are spawned).
+    """
     if cfg.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {cfg.workers}")
     if cfg.image_size < 16:
@@ -284,9 +291,11 @@ def generate(cfg: GenConfig) -> dict:
             "correction_hints": "rgbd_experts",
             "experts": cfg.experts or "shipped",
             "best_candidate_share": cfg.best_candidate_share,
+            "policy": cfg.policy,
             "families": list(FAMILIES),
         },
     }
+    job = functools.partial(_job, records)
     ctx = multiprocessing.get_context("spawn")  # no GL state inherited from the parent
     pool = ctx.Pool(cfg.workers) if cfg.workers > 1 else None
     writers = {split: _SplitWriter(cfg, split, n) for split, n in counts.items()}
@@ -305,7 +314,7 @@ def generate(cfg: GenConfig) -> dict:
                 if not jobs:
                     break
                 for (split, _, _), (records, images, _) in zip(
-                    jobs, pool.imap(_job, jobs, chunksize=2) if pool else map(_job, jobs)
+                    jobs, pool.imap(job, jobs, chunksize=2) if pool else map(job, jobs)
                 ):
                     bar.update(writers[split].write(records, images))
                 if any(start[s] > 3 * counts[s] + 50 for s in counts):
