@@ -243,7 +243,7 @@ def depth_noise(depth: np.ndarray, rng: np.random.Generator, dropout: float) -> 
 _THREAD_GL = threading.local()
 
 
-def _thread_gl_context(size: int):
+def _thread_gl_context(size: int) -> gl_context.GLContext:
     """This thread's GL context for ``size``-pixel images (a context is current in one thread at a time)."""
     contexts = _THREAD_GL.__dict__.setdefault("contexts", {})
     if size not in contexts:
