@@ -21,9 +21,11 @@ from sc_mllm_ros.sim import (
     SEEN_CATEGORIES,
     UNSEEN_CATEGORIES,
 )
+from sc_mllm_ros.sim.external import EXTERNAL_CATEGORIES
 from sc_mllm_ros.sim.labels import rotate_towards
 
 ALL = [(c, "train") for c in SEEN_CATEGORIES] + [(c, "test_unseen") for c in UNSEEN_CATEGORIES]
+EXTERNAL = [(c, "test_external") for c in EXTERNAL_CATEGORIES]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +116,7 @@ def test_ground_truth_pose_succeeds(category, split):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("category", "split"), ALL)
+@pytest.mark.parametrize(("category", "split"), ALL + EXTERNAL)
 def test_ground_truth_pose_succeeds_on_90_percent(category, split):
     assert _success_count(category, split, range(1000, 1040)) >= 36
 
