@@ -21,9 +21,11 @@ from sc_mllm_ros.sim import (
     SEEN_CATEGORIES,
     UNSEEN_CATEGORIES,
 )
+from sc_mllm_ros.sim.external import EXTERNAL_CATEGORIES
 from sc_mllm_ros.sim.labels import rotate_towards
 
 ALL = [(c, "train") for c in SEEN_CATEGORIES] + [(c, "test_unseen") for c in UNSEEN_CATEGORIES]
+EXTERNAL = [(c, "test_external") for c in EXTERNAL_CATEGORIES]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +69,17 @@ def test_headless_render_is_deterministic(drawer_world):
         np.testing.assert_array_equal(again.ground_truth.affordance_mask, mask)
 
 
+def test_worlds_of_one_thread_share_its_gl_context_but_render_their_own_scenes(drawer_world):
+    seg = drawer_world.render_segmentation()
+    with PullWorld(sample_scene(3, "train", "cabinet")) as other:
+        assert other.renderer._gl_context is drawer_world.renderer._gl_context
+        other_seg = other.render_segmentation()
+        np.testing.assert_array_equal(drawer_world.render_segmentation(), seg)  # interleaved renders
+        np.testing.assert_array_equal(other.render_segmentation(), other_seg)
+        assert not np.array_equal(seg, other_seg)
+    np.testing.assert_array_equal(drawer_world.render_segmentation(), seg)  # closing one frees its own only
+
+
 def test_projection_round_trip_matches_the_renderer(drawer_world):
     obs, gt = drawer_world.reset(), drawer_world.ground_truth
     clean = drawer_world.clean_depth
@@ -103,7 +116,7 @@ def test_ground_truth_pose_succeeds(category, split):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("category", "split"), ALL)
+@pytest.mark.parametrize(("category", "split"), ALL + EXTERNAL)
 def test_ground_truth_pose_succeeds_on_90_percent(category, split):
     assert _success_count(category, split, range(1000, 1040)) >= 36
 

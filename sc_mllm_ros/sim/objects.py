@@ -41,6 +41,8 @@ OBJECT_NAMES = {
     "toilet": ("toilet lid", "toilet seat"),
     "fridge": ("refrigerator door", "freezer drawer"),
     "robosuite_door": ("door",),
+    "metaworld_drawer": ("drawer",),
+    "metaworld_door": ("door",),
 }
 CUP_RADIUS = 0.013  # the suction cup is about 2.6 cm across
 MIN_PART_FRACTION = 0.005  # reject views where the target shows on less than 0.5 % of the image
@@ -611,9 +613,9 @@ def categories_for(split: str) -> tuple[str, ...]:
 def _builder(category: str) -> Callable[..., _Object]:
     if category in _BUILDERS:
         return _BUILDERS[category]
-    from sc_mllm_ros.sim.external import robosuite_door
+    from sc_mllm_ros.sim.external import EXTERNAL_BUILDERS
 
-    return {"robosuite_door": robosuite_door}[category]
+    return EXTERNAL_BUILDERS[category]
 
 
 def _materials(rng: np.random.Generator, body: RGBA, part: RGBA) -> tuple[MaterialSpec, ...]:
