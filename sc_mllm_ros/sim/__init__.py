@@ -3,7 +3,7 @@
 Public API::
 
     scene = sample_scene(seed, split="train", category=None)   # splits: train, test_seen, test_unseen,
-    world = PullWorld(scene, image_size=224)                   # test_external (robosuite's door)
+    world = PullWorld(scene, image_size=224)                   # test_external (robosuite, Meta-World)
     obs = world.reset(); gt = world.ground_truth               # obs: noisy RGB-D; gt from the clean render
     result = world.execute(gt.pose)            # camera optical frame; success, opened, unreachable
     expert_samples(split, n, seed)             # sc_mllm_ros.sim.affordance: executed affordance labels
