@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 
 from sc_mllm_ros.episode.adapters import AdapterStore
 from sc_mllm_ros.episode.bench import serving_during_learning
-from sc_mllm_ros.episode.learning import LearnerWorker, training_samples
+from sc_mllm_ros.episode.learning import LearnerWorker, lower_thread_priority, training_samples
 from sc_mllm_ros.episode.serving import ModelServer
 from sc_mllm_ros.episode.store import SampleStore, StoredSample
 
@@ -119,3 +121,24 @@ def test_serving_keeps_answering_while_the_learner_trains(model) -> None:
     # The update takes several answer-times; answers keep completing while it runs (none waits for it).
     assert r["answers_during_update"] >= 1, r
     print(r)
+
+
+def test_the_learning_thread_runs_nicer_than_serving_and_never_less_nice_than_it_started():
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen: list[int] = []
+
+    def learner(by: int) -> None:
+        before = niceness()
+        lower_thread_priority(by)
+        seen.append(niceness() - before)
+
+    serving_before = niceness()
+    for by in (3, 100):
+        thread = threading.Thread(target=learner, args=(by,))
+        thread.start()
+        thread.join()
+    assert seen[0] == min(3, 19 - serving_before)
+    assert niceness() + seen[1] == 19  # capped at the nicest level, never wrapped round
+    assert niceness() == serving_before  # the calling (serving) thread keeps its priority

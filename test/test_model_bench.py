@@ -26,3 +26,11 @@ def test_paper_size_bench_builds_from_local_files_and_prints_every_measure(tmp_p
         p50, p95, rate = (float(v) for v in line[len(row) :].split())
         assert 0 < p50 <= p95 and rate > 0
     assert re.search(r"online update \(8 samples.*\): \d+\.\d+ s", out)
+
+
+def test_a_goal_line_says_met_or_by_how_much_it_is_missed_and_carries_the_reason():
+    assert bench.goal_line("raw call", 40.0, 50.0, "ms").endswith("goal <= 50 ms: met")
+    missed = bench.goal_line("raw call", 60.0, 50.0, "ms", "a shared core")
+    assert "MISSED by 10 ms (+20%); a shared core" in missed
+    assert "the rest is waiting for a shared core" in bench.cpu_note(0.08, 0.04, 0.05)
+    assert "waiting" not in bench.cpu_note(0.08, 0.07, 0.05)  # CPU time alone misses it

@@ -449,3 +449,15 @@ def test_a_goal_the_arm_never_finishes_ends_unreachable_at_the_time_limit(ros, s
         host.close()
         for n in nodes:
             n.destroy_node()
+
+
+def test_a_node_process_computes_with_one_torch_thread_that_sleeps_when_idle_unless_told_otherwise():
+    probe = (
+        "import os, sc_mllm_ros.nodes, torch; print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "PASSIVE"]
+    env["OMP_NUM_THREADS"] = "2"  # an explicit setting wins
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "PASSIVE"]

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target == "system":
+        # The graph's CPU thread budget (nodes.CPU_ENV), set on import before the benchmark loads torch.
+        importlib.import_module("sc_mllm_ros.nodes")
     module = importlib.import_module(TARGETS[args.target])
     parser = argparse.ArgumentParser(prog=f"sc-mllm bench {args.target}")
     module.add_arguments(parser)

@@ -1,7 +1,7 @@
 """Does online learning stall serving? Answer latency alone and during an online update.
 
-The learner trains its own clone of the model on its own thread (as the learner node does); the serving
-model answers meanwhile. Both share the CPU, so answers may slow down, but they must keep coming.
+The learner trains its own model on its own, nicer thread (as the learner node does); the serving model
+answers meanwhile. Both share the CPU, so answers may slow down, but they must keep coming.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import threading
 import time
 
 import numpy as np
+
+from sc_mllm_ros.episode.learning import lower_thread_priority
 
 
 def serving_during_learning(
@@ -34,6 +36,7 @@ def serving_during_learning(
     update_s: list[float] = []
 
     def learn() -> None:
+        lower_thread_priority()
         t0 = time.perf_counter()
         learner.update(samples)
         update_s.append(time.perf_counter() - t0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 import logging
+import os
 from pathlib import Path
 import threading
 import time
@@ -16,6 +17,19 @@ from sc_mllm_ros.episode.adapters import AdapterStore
 from sc_mllm_ros.episode.store import SampleStore, StoredSample
 
 log = logging.getLogger(__name__)
+
+# How much nicer than serving the learning thread runs: on two cores an update must not slow answers.
+LEARNER_NICENESS = 10
+
+
+def lower_thread_priority(by: int = LEARNER_NICENESS) -> None:
+    """Make the calling thread ``by`` steps nicer (Linux schedules threads, so serving threads keep theirs).
+
+    Relative to the thread's niceness, never below it: a process started with ``nice`` stays as nice.
+    With one torch intra-op thread (``nodes.CPU_ENV``) the thread itself does the update's arithmetic.
+    """
+    tid = threading.get_native_id()
+    os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,7 @@ class LearnerWorker:
         return release
 
     def _run(self) -> None:
+        lower_thread_priority()
         while not self._stop.is_set():
             self._wake.wait(timeout=1.0)
             self._wake.clear()
