@@ -409,16 +409,17 @@ def _init_worker(model_path: str | None, cfg: EvalConfig, means: dict) -> None:
     from sc_mllm_ros.model import SCMLLM
 
     global _RUNNER
-    torch.set_num_threads(
-        1
-    )  # one thread per process: two spinning OpenMP threads on 2 busy cores are ~10x slower
+    # one thread per process: two spinning OpenMP threads on 2 busy cores are ~10x slower
+    torch.set_num_threads(1)
     _RUNNER = Runner(SCMLLM.from_pretrained(model_path), cfg, means)
 
 
-def _call(task: tuple[str, tuple[str, int] | None, tuple]):
+def _call(task: tuple[str, tuple[str, int] | None, tuple]) -> tuple[object, float]:
+    """Run one task on this process's Runner; its result and the CPU seconds it took (load-independent)."""
     method, adapter, args = task
+    t0 = time.process_time()
     _RUNNER.use_adapter(adapter)
-    return getattr(_RUNNER, method)(*args)
+    return getattr(_RUNNER, method)(*args), time.process_time() - t0
 
 
 class Workers:
@@ -427,15 +428,27 @@ class Workers:
     def __init__(self, model_path: str | None, cfg: EvalConfig, means: dict) -> None:
         self.cfg = cfg
         self.pool = None
+        # per part of the run: tasks, wall seconds and the CPU seconds the tasks used (so a run on a shared
+        # machine still tells what the run costs on free cores)
+        self.timings: dict[str, dict[str, float]] = {}
         if cfg.workers > 1:
             ctx = multiprocessing.get_context("spawn")
             self.pool = ctx.Pool(cfg.workers, _init_worker, (model_path, cfg, means))
         else:
             _init_worker(model_path, cfg, means)
 
-    def map(self, tasks: list, desc: str) -> list:
+    def map(self, tasks: list, desc: str, part: str) -> list:
+        t0 = time.perf_counter()
         results = self.pool.imap(_call, tasks) if self.pool else map(_call, tasks)
-        return list(tqdm(results, total=len(tasks), desc=desc, unit="episode", disable=not self.cfg.progress))
+        done = list(tqdm(results, total=len(tasks), desc=desc, unit="episode", disable=not self.cfg.progress))
+        self.account(part, time.perf_counter() - t0, sum(cpu for _, cpu in done), len(tasks))
+        return [r for r, _ in done]
+
+    def account(self, part: str, wall_s: float, cpu_s: float, tasks: int = 0) -> None:
+        t = self.timings.setdefault(part, {"tasks": 0, "wall_s": 0.0, "cpu_s": 0.0})
+        t["tasks"] += tasks
+        t["wall_s"] += wall_s
+        t["cpu_s"] += cpu_s
 
     def close(self) -> None:
         if self.pool is not None:
@@ -469,22 +482,29 @@ def continual_learning(workers: Workers, learner, plan: dict, cfg: EvalConfig, a
         last = k == cfg.learning_rounds
         if last:  # after the last update only the scores are needed
             a_scores = workers.map(
-                [("first_try", adapter, (split, s)) for s in sets["set_a"]], f"CL round {k} set A"
+                [("first_try", adapter, (split, s)) for s in sets["set_a"]],
+                f"CL round {k} set A",
+                "continual_learning",
             )
         else:
             tasks = [
                 ("stream", adapter, (split, s, cfg.corrections_per_learning_episode)) for s in sets["set_a"]
             ]
-            streamed = workers.map(tasks, f"CL round {k} stream A")
+            streamed = workers.map(tasks, f"CL round {k} stream A", "continual_learning")
             a_scores = [r["first_try"] for r in streamed]
         out["set_a"].append(a_scores)
         out["set_b"].append(
-            workers.map([("first_try", adapter, (split, s)) for s in sets["set_b"]], f"CL round {k} set B")
+            workers.map(
+                [("first_try", adapter, (split, s)) for s in sets["set_b"]],
+                f"CL round {k} set B",
+                "continual_learning",
+            )
         )
         out["retention_seen"].append(
             workers.map(
                 [("first_try", adapter, ("seen", s)) for s in sets["retention_seen"]],
                 f"CL round {k} retention",
+                "continual_learning",
             )
         )
         if last:
@@ -493,10 +513,11 @@ def continual_learning(workers: Workers, learner, plan: dict, cfg: EvalConfig, a
         round_failed = sum(f for r in streamed for f in r["learned_failed"])
         round_learned = sum(len(r["learned"]) for r in streamed)
         learned, failed = learned + round_learned, failed + round_failed
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = learner.update(samples) if samples else None  # nothing approved: nothing to learn
         store.write(learner.model, learner.version, {"round": k + 1, "samples": len(samples)})
         adapter = (str(store.path(learner.version)), learner.version)
+        workers.account("continual_learning", time.perf_counter() - t0, time.process_time() - c0)
         out["log"].append(
             {
                 "round": k + 1,
@@ -518,25 +539,21 @@ def evaluate(model_path: str | None, cfg: EvalConfig) -> dict:
     cfg.validate()
     plan = scene_plan(cfg)
     model = SCMLLM.from_pretrained(model_path)  # the learner's own copy; workers load its releases
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     means = baselines.train_noun_means(cfg.seed, cfg.mean_scenes)
-    timings: dict = {"noun_means_s": time.perf_counter() - t0}
     results: dict = {"scenes": {}, "continual_learning": None, "plan": plan}
     with Workers(model_path, cfg, means) as workers:
+        workers.account("noun_means", time.perf_counter() - t0, time.process_time() - c0, cfg.mean_scenes)
         for split, seeds in plan["main"].items():
-            t0 = time.perf_counter()
             tasks = [("scene", None, (split, i, s)) for i, s in enumerate(seeds)]
-            results["scenes"][split] = workers.map(tasks, f"eval {split}")
-            timings[f"{split}_s"] = time.perf_counter() - t0
+            results["scenes"][split] = workers.map(tasks, f"eval {split}", split)
         if cfg.learning_rounds > 0:
-            t0 = time.perf_counter()
             learner = OnlineLearner(
                 model, lr=cfg.learning_rate, ema_decay=cfg.ema_decay, steps_per_update=cfg.steps_per_update
             )
             with tempfile.TemporaryDirectory(prefix="sc_mllm_eval_adapters_") as tmp:
                 results["continual_learning"] = continual_learning(workers, learner, plan, cfg, Path(tmp))
-            timings["continual_learning_s"] = time.perf_counter() - t0
-    results["timings"] = timings
+    results["timings"] = workers.timings
     threshold = model.config.checker_threshold if cfg.checker_threshold is None else cfg.checker_threshold
     results["model"] = {"checker_threshold": threshold, "checker_views": model.config.checker_views}
     results["config"] = {k: v for k, v in asdict(cfg).items() if k != "progress"}

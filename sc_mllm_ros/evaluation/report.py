@@ -224,7 +224,7 @@ def build_report(results: dict, meta: dict) -> dict:
         "p50": float(np.percentile(latencies, 50)) if latencies else None,
         "p95": float(np.percentile(latencies, 95)) if latencies else None,
     }
-    report["meta"] = {**meta, **results["model"], "timings_s": results["timings"]}
+    report["meta"] = {**meta, **results["model"], "timings": results["timings"]}
     if meta.get("split_role") == "validation":
         # chosen here, on validation scenes, for the test run: maximises balanced accuracy
         report["choices"] = {"checker_threshold": None if choice is None else choice["threshold"]}
@@ -451,13 +451,25 @@ def markdown(report: dict) -> str:
             f"Validation run: the threshold with the best balanced accuracy here is {th}; pass it to the "
             "test run (`--checker-threshold`), never choose it on test scenes."
         )
-    t = meta.get("timings_s", {})
-    lines += ["", "Wall time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in t.items()) + "."]
+    lines += ["", _timing_line(meta.get("timings", {}), meta.get("workers", 1))]
     lat = report["latency_s"]
     if lat["p50"] is not None:
         lines.append(f"Answer latency: p50 {1000 * lat['p50']:.0f} ms, p95 {1000 * lat['p95']:.0f} ms.")
     lines += ["", "Plots: `success_vs_corrections.png`, `continual_learning.png`, `confusion.png`.", ""]
     return "\n".join(lines)
+
+
+def _timing_line(timings: dict, workers: int) -> str:
+    """Wall time per part, and CPU seconds per task: what the run costs on free cores, whatever the load."""
+    parts = [
+        f"{k} {t['wall_s']:.0f} s wall, {t['cpu_s'] / max(t['tasks'], 1):.2f} CPU s per task ({t['tasks']})"
+        for k, t in timings.items()
+    ]
+    cpu = sum(t["cpu_s"] for t in timings.values())
+    return (
+        "Time: " + "; ".join(parts) + f". In all {cpu:.0f} CPU s: about {cpu / 60 / workers:.1f} min on "
+        f"{workers} free cores."
+    )
 
 
 def _checker_section(report: dict) -> list[str]:
