@@ -278,11 +278,11 @@ def _row_label(outcome: ArmOutcome) -> str:
 class Runner:
     """One model served with its checker and experts; runs the scenes of the protocol (one process)."""
 
-    def __init__(self, model, cfg: EvalConfig, means: dict) -> None:
+    def __init__(self, model, cfg: EvalConfig) -> None:
         if cfg.checker_threshold is not None:
             # the model attribute the deployed checker reads, so the loop below is the graph's loop
             model.config.checker_threshold = cfg.checker_threshold
-        self.cfg, self.means = cfg, means
+        self.cfg = cfg
         self.server = ModelServer(model)
         self.checker = ModelChecker(self.server)
         from sc_mllm_ros.experts import Experts
@@ -318,8 +318,8 @@ class Runner:
             record, self.server, SimArm(world), self.checker, experts, rounds, gate, first, learn
         )
 
-    def scene(self, split: str, index: int, sseed: int) -> dict:
-        """Everything the main comparison measures on one scene (JSON-able)."""
+    def scene(self, split: str, index: int, sseed: int, means: dict) -> dict:
+        """Everything the main comparison measures on one scene (JSON-able); ``means``: noun_mean_pose's."""
         rounds = self.cfg.correction_rounds
         rng = np.random.default_rng([sseed, 17])
         with self._world(split, sseed) as world:
@@ -328,7 +328,7 @@ class Runner:
             record = self._record(f"{split}-{index}", world, obs)
             out = {"split": split, "index": index, "scene_seed": sseed, "category": world.scene.category}
             auto = self.rgbd.raw(record)
-            out["baselines"] = baselines.policy_outcomes(world, obs, sseed, self.means, BASELINES, auto)
+            out["baselines"] = baselines.policy_outcomes(world, obs, sseed, means, BASELINES, auto)
             try:
                 first = self.server.predict(record.frame, record.object_name)
             except BadInput as err:  # no goal from the policy's answer: every variant of the loop fails here
@@ -403,7 +403,7 @@ class Runner:
 _RUNNER: Runner | None = None
 
 
-def _init_worker(model_path: str | None, cfg: EvalConfig, means: dict) -> None:
+def _init_worker(model_path: str | None, cfg: EvalConfig) -> None:
     import torch
 
     from sc_mllm_ros.model import SCMLLM
@@ -411,7 +411,7 @@ def _init_worker(model_path: str | None, cfg: EvalConfig, means: dict) -> None:
     global _RUNNER
     # one thread per process: two spinning OpenMP threads on 2 busy cores are ~10x slower
     torch.set_num_threads(1)
-    _RUNNER = Runner(SCMLLM.from_pretrained(model_path), cfg, means)
+    _RUNNER = Runner(SCMLLM.from_pretrained(model_path), cfg)
 
 
 def _call(task: tuple[str, tuple[str, int] | None, tuple]) -> tuple[object, float]:
@@ -425,7 +425,7 @@ def _call(task: tuple[str, tuple[str, int] | None, tuple]) -> tuple[object, floa
 class Workers:
     """The protocol's scenes over ``n`` processes (``n == 1``: in this process), with progress bars."""
 
-    def __init__(self, model_path: str | None, cfg: EvalConfig, means: dict) -> None:
+    def __init__(self, model_path: str | None, cfg: EvalConfig) -> None:
         self.cfg = cfg
         self.pool = None
         # per part of the run: tasks, wall seconds and the CPU seconds the tasks used (so a run on a shared
@@ -433,13 +433,18 @@ class Workers:
         self.timings: dict[str, dict[str, float]] = {}
         if cfg.workers > 1:
             ctx = multiprocessing.get_context("spawn")
-            self.pool = ctx.Pool(cfg.workers, _init_worker, (model_path, cfg, means))
+            self.pool = ctx.Pool(cfg.workers, _init_worker, (model_path, cfg))
         else:
-            _init_worker(model_path, cfg, means)
+            _init_worker(model_path, cfg)
+
+    def imap(self, fn, items: list) -> Iterable:
+        """``fn`` over ``items`` in the workers, in order (``fn`` must be a module-level function)."""
+        return self.pool.imap(fn, items) if self.pool else map(fn, items)
 
     def map(self, tasks: list, desc: str, part: str) -> list:
+        """Runner tasks ``(method, adapter, args)`` with a progress bar; their time goes to ``part``."""
         t0 = time.perf_counter()
-        results = self.pool.imap(_call, tasks) if self.pool else map(_call, tasks)
+        results = self.imap(_call, tasks)
         done = list(tqdm(results, total=len(tasks), desc=desc, unit="episode", disable=not self.cfg.progress))
         self.account(part, time.perf_counter() - t0, sum(cpu for _, cpu in done), len(tasks))
         return [r for r, _ in done]
@@ -539,13 +544,13 @@ def evaluate(model_path: str | None, cfg: EvalConfig) -> dict:
     cfg.validate()
     plan = scene_plan(cfg)
     model = SCMLLM.from_pretrained(model_path)  # the learner's own copy; workers load its releases
-    t0, c0 = time.perf_counter(), time.process_time()
-    means = baselines.train_noun_means(cfg.seed, cfg.mean_scenes)
     results: dict = {"scenes": {}, "continual_learning": None, "plan": plan}
-    with Workers(model_path, cfg, means) as workers:
-        workers.account("noun_means", time.perf_counter() - t0, time.process_time() - c0, cfg.mean_scenes)
+    with Workers(model_path, cfg) as workers:
+        t0 = time.perf_counter()
+        means = baselines.train_noun_means(cfg.seed, cfg.mean_scenes, workers.imap)
+        workers.account("noun_means", time.perf_counter() - t0, 0.0, cfg.mean_scenes)  # wall only
         for split, seeds in plan["main"].items():
-            tasks = [("scene", None, (split, i, s)) for i, s in enumerate(seeds)]
+            tasks = [("scene", None, (split, i, s, means)) for i, s in enumerate(seeds)]
             results["scenes"][split] = workers.map(tasks, f"eval {split}", split)
         if cfg.learning_rounds > 0:
             learner = OnlineLearner(

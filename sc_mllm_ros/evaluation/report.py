@@ -462,7 +462,8 @@ def markdown(report: dict) -> str:
 def _timing_line(timings: dict, workers: int) -> str:
     """Wall time per part, and CPU seconds per task: what the run costs on free cores, whatever the load."""
     parts = [
-        f"{k} {t['wall_s']:.0f} s wall, {t['cpu_s'] / max(t['tasks'], 1):.2f} CPU s per task ({t['tasks']})"
+        f"{k} {t['wall_s']:.0f} s wall"
+        + (f", {t['cpu_s'] / max(t['tasks'], 1):.2f} CPU s per task ({t['tasks']})" if t["cpu_s"] else "")
         for k, t in timings.items()
     ]
     cpu = sum(t["cpu_s"] for t in timings.values())
