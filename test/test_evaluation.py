@@ -292,6 +292,7 @@ def test_report_has_the_issue_keys_with_hand_computed_values(hand_results: dict)
     cl = r["continual_learning"]
     assert cl["set_b"] == [0.0, 0.5] and cl["retention_seen"] == [1.0, 0.5]
     assert cl["learned_failures"] == pytest.approx(1 / 3)
+    assert cl["learned_corrections"] == {"learned": 3, "in_fact_failures": 1}
     assert r["per_category"]["seen"]["oven"]["n"] == 1
 
 

@@ -63,13 +63,16 @@ ANSWER_FRAME = 336  # the paper's image size: pixel errors are reported in its f
 
 @dataclass
 class EvalConfig:
-    episodes: int = 100  # scenes per split (the main comparison)
+    # Sizes of the standard run (make eval): 200 scenes per split (the checker issue's minimum) and 60 per
+    # continual-learning set fit about 25 min on 2 free cores with the shipped model (measured per task;
+    # README); larger learning sets would resolve the +10-point target better but pass 30 min.
+    episodes: int = 200  # scenes per split (the main comparison)
     seed: int = 7
     split_role: str = "test"  # "validation": scenes for choices (threshold, steps, EMA decay)
     splits: tuple[str, ...] = ("seen", "unseen", "external")
     correction_rounds: int = 5
     learning_rounds: int = 4  # 0 skips continual learning
-    cl_episodes: int = 40  # scenes in each of set A, set B and the retention set
+    cl_episodes: int = 60  # scenes in each of set A, set B and the retention set
     cl_split: str = "unseen"
     corrections_per_learning_episode: int = 3
     checker_threshold: float | None = None  # None: the model's own (config.checker_threshold)
@@ -118,27 +121,36 @@ def scene_seeds(seed: int, role: str, split: str, purpose: str, n: int) -> list[
     return [int(s) for s in ss.generate_state(n)] if n else []
 
 
-def scene_plan(cfg: EvalConfig) -> dict[str, dict[str, list[int]]]:
-    """Scene seeds per purpose and split; raises if two sets (or the two roles) would share a scene."""
-    plan = {"main": {s: scene_seeds(cfg.seed, cfg.split_role, s, "main", cfg.episodes) for s in cfg.splits}}
+def _role_plan(cfg: EvalConfig, role: str) -> dict[str, dict[str, list[int]]]:
+    plan = {"main": {s: scene_seeds(cfg.seed, role, s, "main", cfg.episodes) for s in cfg.splits}}
     if cfg.learning_rounds > 0:
         n = cfg.cl_episodes
-        plan["cl_a"] = {cfg.cl_split: scene_seeds(cfg.seed, cfg.split_role, cfg.cl_split, "cl_a", n)}
-        plan["cl_b"] = {cfg.cl_split: scene_seeds(cfg.seed, cfg.split_role, cfg.cl_split, "cl_b", n)}
-        plan["cl_retention"] = {"seen": scene_seeds(cfg.seed, cfg.split_role, "seen", "cl_retention", n)}
-    other = "validation" if cfg.split_role == "test" else "test"
+        plan["cl_a"] = {cfg.cl_split: scene_seeds(cfg.seed, role, cfg.cl_split, "cl_a", n)}
+        plan["cl_b"] = {cfg.cl_split: scene_seeds(cfg.seed, role, cfg.cl_split, "cl_b", n)}
+        plan["cl_retention"] = {"seen": scene_seeds(cfg.seed, role, "seen", "cl_retention", n)}
+    return plan
+
+
+def scene_plan(cfg: EvalConfig) -> dict[str, dict[str, list[int]]]:
+    """Scene seeds per purpose and split of ``cfg.split_role``.
+
+    Raises if a scene would be in two sets, or in this role's plan and the other role's of the same size
+    (a test scene seen while choosing would leak the choice).
+    """
     used: dict[tuple[str, int], str] = {}
+    for role in (r for r in ROLES if r != cfg.split_role):
+        for purpose, by_split in _role_plan(cfg, role).items():
+            used.update({(split, s): f"{role} {purpose}" for split, seeds in by_split.items() for s in seeds})
+    plan = _role_plan(cfg, cfg.split_role)
     for purpose, by_split in plan.items():
         for split, seeds in by_split.items():
-            # the other role's stream for the same split and purpose: a shared seed would leak a choice
-            forbidden = set(scene_seeds(cfg.seed, other, split, purpose, len(seeds)))
             for s in seeds:
-                if (split, s) in used or s in forbidden:
-                    where = used.get((split, s), f"the {other} role")
+                if (split, s) in used:
+                    where = used[(split, s)]
                     raise ValueError(
-                        f"scene seed {s} of {split} is in {purpose} and {where}: pick another --seed"
+                        f"scene seed {s} of {split} is in {purpose} and in {where}: pick another --seed"
                     )
-                used[(split, s)] = purpose
+                used[(split, s)] = f"{cfg.split_role} {purpose}"
     return plan
 
 

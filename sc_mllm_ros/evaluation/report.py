@@ -161,7 +161,8 @@ def _continual(cl: dict | None) -> dict | None:
         return None
     out = {k: [_count(v) for v in cl[k]] for k in ("set_a", "set_b", "retention_seen")}
     lf = cl["learned_failures"]
-    out["learned_failures"] = rate(lf["failures"], lf["learned"])
+    out["learned_failures"] = rate(lf["failures"], lf["learned"])  # the share; the counts beside it
+    out["learned_corrections"] = {"learned": lf["learned"], "in_fact_failures": lf["failures"]}
     out.update(split=cl["split"], scenes=cl["scenes"], log=cl["log"])
     return out
 
@@ -264,8 +265,10 @@ def _loop_stops(rows: list[dict], rounds: int) -> str:
         if r["attempts"] and r["attempts"][-1]["cause"] == "success" and not r["attempts"][-1]["success"]
     )
     exhausted = sum(1 for r in rows if not r["checker_gated"][-1] and len(r["attempts"]) == rounds + 1)
+    rejected = sum(1 for r in rows for a in r["attempts"] if a["success"] and a["cause"] != "success")
     return (
-        f"{false_ok} episodes stopped on a false 'success' verdict, {exhausted} used all {rounds} corrections"
+        f"{false_ok} episodes stopped on a false 'success' verdict, {exhausted} failed after all {rounds} "
+        f"corrections; {rejected} real successes were called failures and tried again"
     )
 
 
