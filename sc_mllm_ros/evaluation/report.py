@@ -438,7 +438,7 @@ def markdown(report: dict) -> str:
     ]
     for t in report["targets"]:
         if t["met"] is None:
-            verdict = "not measured"
+            verdict = "undefined here (see why)"
         else:
             verdict = "met" if t["met"] else f"missed by {t['miss_points']:.1f} points"
         lines.append(f"| {t['target']} | {_pct(t['goal'])} | {_pct(t['value'])} | {verdict} | {t['why']} |")
@@ -471,8 +471,10 @@ def _timing_line(timings: dict, workers: int) -> str:
     ]
     cpu = sum(t["cpu_s"] for t in timings.values())
     return (
-        "Time: " + "; ".join(parts) + f". In all {cpu:.0f} CPU s: about {cpu / 60 / workers:.1f} min on "
-        f"{workers} free cores."
+        "Time: "
+        + "; ".join(parts)
+        + f". The tasks used {cpu:.0f} CPU s in all: about {cpu / 60 / workers:.1f} "
+        f"min on {workers} free cores, plus the start-up."
     )
 
 
@@ -549,7 +551,7 @@ def plots(report: dict, out: Path) -> list[Path]:
     written = []
     s = report["success"]
     colours = {"seen": "tab:blue", "unseen": "tab:orange", "external": "tab:green"}
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 5.5))
     for k in report["episodes"]:
         c = colours.get(k)
         ys = [s["first_try"][k], *s["checker_gated"][k]]
@@ -567,7 +569,7 @@ def plots(report: dict, out: Path) -> list[Path]:
         ylim=(0, 100),
         title="Success vs corrections (dash-dot: expert_alone; dotted line: best trivial)",
     )
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.15))  # below: off the curves
     written.append(_save(fig, out / "success_vs_corrections.png"))
     cl = report["continual_learning"]
     if cl:
