@@ -331,7 +331,7 @@ class Runner:
         )
 
     def scene(self, split: str, index: int, sseed: int, means: dict) -> dict:
-        """Everything the main comparison measures on one scene (JSON-able); ``means``: noun_mean_pose's."""
+        """All the main comparison measures on one scene, as JSON; ``means``: noun_mean_pose's."""
         rounds = self.cfg.correction_rounds
         rng = np.random.default_rng([sseed, 17])
         with self._world(split, sseed) as world:
@@ -453,7 +453,7 @@ class Workers:
         """``fn`` over ``items`` in the workers, in order (``fn`` must be a module-level function)."""
         return self.pool.imap(fn, items) if self.pool else map(fn, items)
 
-    def map(self, tasks: list, desc: str, part: str) -> list:
+    def run(self, tasks: list, desc: str, part: str) -> list:
         """Runner tasks ``(method, adapter, args)`` with a progress bar; their time goes to ``part``."""
         t0 = time.perf_counter()
         results = self.imap(_call, tasks)
@@ -498,7 +498,7 @@ def continual_learning(workers: Workers, learner, plan: dict, cfg: EvalConfig, a
     for k in range(cfg.learning_rounds + 1):
         last = k == cfg.learning_rounds
         if last:  # after the last update only the scores are needed
-            a_scores = workers.map(
+            a_scores = workers.run(
                 [("first_try", adapter, (split, s)) for s in sets["set_a"]],
                 f"CL round {k} set A",
                 "continual_learning",
@@ -507,18 +507,18 @@ def continual_learning(workers: Workers, learner, plan: dict, cfg: EvalConfig, a
             tasks = [
                 ("stream", adapter, (split, s, cfg.corrections_per_learning_episode)) for s in sets["set_a"]
             ]
-            streamed = workers.map(tasks, f"CL round {k} stream A", "continual_learning")
+            streamed = workers.run(tasks, f"CL round {k} stream A", "continual_learning")
             a_scores = [r["first_try"] for r in streamed]
         out["set_a"].append(a_scores)
         out["set_b"].append(
-            workers.map(
+            workers.run(
                 [("first_try", adapter, (split, s)) for s in sets["set_b"]],
                 f"CL round {k} set B",
                 "continual_learning",
             )
         )
         out["retention_seen"].append(
-            workers.map(
+            workers.run(
                 [("first_try", adapter, ("seen", s)) for s in sets["retention_seen"]],
                 f"CL round {k} retention",
                 "continual_learning",
@@ -564,7 +564,7 @@ def evaluate(model_path: str | None, cfg: EvalConfig) -> dict:
         workers.account("start-up and noun means", time.perf_counter() - t0, 0.0, cfg.mean_scenes)
         for split, seeds in plan["main"].items():
             tasks = [("scene", None, (split, i, s, means)) for i, s in enumerate(seeds)]
-            results["scenes"][split] = workers.map(tasks, f"eval {split}", split)
+            results["scenes"][split] = workers.run(tasks, f"eval {split}", split)
         if cfg.learning_rounds > 0:
             learner = OnlineLearner(
                 model, lr=cfg.learning_rate, ema_decay=cfg.ema_decay, steps_per_update=cfg.steps_per_update
