@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sc_mllm_ros.episode.loop import ArmOutcome, Gate
-from sc_mllm_ros.episode.record import Attempt, EpisodeRecord, Frame
+from sc_mllm_ros.episode.record import Attempt, BadInput, EpisodeRecord, Frame
 from sc_mllm_ros.episode.serving import Grade, Hints
 from sc_mllm_ros.evaluation import metrics
 from sc_mllm_ros.evaluation.protocol import EvalConfig, gated_run, scene_plan, TRIVIAL
@@ -96,13 +96,15 @@ def _attempt(family: str, contact=(1, 1)) -> Attempt:
 class _Scripted:
     """Policy, arm, checker and experts at once, playing a script of (ground truth, checker verdict)."""
 
-    def __init__(self, script: list[tuple[bool | None, bool | None]]) -> None:
+    def __init__(self, script: list[tuple[bool | None, bool | None] | str]) -> None:
         self.script, self.graded = script, []
 
     def predict(self, frame, object_name):
         return _attempt("pose")
 
     def correct(self, record, hints):
+        if self.script[len(record.attempts)] == "no goal":
+            raise BadInput("no depth at the answer's contact")
         return _attempt("correction", (len(record.attempts), 1))
 
     def hints(self, record):
@@ -150,6 +152,12 @@ def test_unreachable_is_the_executors_verdict_and_the_loop_corrects() -> None:
     run, scripted = _run([(None, None), (True, True)])
     assert scripted.graded == [1]  # the checker was never asked about the unreachable attempt
     assert run.steps[0].grade is None and len(run.steps) == 2
+
+
+def test_an_answer_without_a_goal_ends_the_episode_failed_and_keeps_its_steps() -> None:
+    run, _ = _run([(False, False), "no goal"])
+    assert run.cut and len(run.steps) == 1
+    assert metrics.stopped_outcomes(run.ground_truth(), 2, run.cut) == [False, False, False]
 
 
 def test_oracle_gate_corrects_on_the_ground_truth_only() -> None:
