@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "correct": ("correct", "ask /request_correction to correct an episode with expert hints"),
     "baselines": ("baselines", "fixed policies on the same scenes per split; the world's acceptance gates"),
     "train-experts": ("train_experts", "train the position expert (RGB-D affordance U-Net)"),
+    "calibrate": ("calibrate", "choose the checker's threshold on the policy's own attempts (validation)"),
 }
 
 

@@ -261,3 +261,25 @@ def test_dataset_reader_and_train_command(tmp_path):
     )
     args.resume, args.steps = True, 5
     assert train_cmd.run(args) == 0
+
+
+def test_checker_threshold_maximises_balanced_accuracy_against_brute_force():
+    from sc_mllm_ros.model.training import choose_threshold, detection_rates
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        failed = rng.random(30) < 0.4
+        failed[:2] = [True, False]
+        p = np.clip(np.where(failed, rng.normal(0.3, 0.2, 30), rng.normal(0.7, 0.2, 30)), 0, 1)
+        t = choose_threshold(p, failed)
+        best = max(detection_rates(p, failed, x)["balanced_accuracy"] for x in np.linspace(0, 1.0001, 2001))
+        assert detection_rates(p, failed, t)["balanced_accuracy"] == pytest.approx(best)
+    separable = np.array([0.1, 0.2, 0.8, 0.9])
+    rates = detection_rates(
+        separable,
+        np.array([True, True, False, False]),
+        choose_threshold(separable, np.array([True, True, False, False])),
+    )
+    assert rates["recall"] == rates["precision"] == rates["specificity"] == 1.0
+    with pytest.raises(ValueError, match="both"):
+        choose_threshold(separable, np.ones(4, bool))

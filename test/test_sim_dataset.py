@@ -52,8 +52,27 @@ def test_manifest_and_records_follow_the_contract(dataset):
             assert abs(np.linalg.norm(r["up"]) - 1) < 1e-4
             if r["family"] == "failure":
                 assert r["cause"] in CAUSES and len(r["ee_contact"]) == 2
+            if r["family"] == "failure":
+                # the before image of the same scene, for a checker that compares before and after
+                assert r["initial_rgb"] == f"{split}/images/{r['id'].rsplit('-', 1)[0]}-pose_rgb.png"
+                assert os.path.exists(os.path.join(dataset, r["initial_rgb"]))
             if r["family"] == "correction":
                 assert len(r["hint_contact"]) == 2 and len(r["hint_up"]) == 3
+                # the answer follows a hint whose executed pull succeeded, else it is the ground truth
+                truth = next(p for p in recs if p["family"] == "pose" and p["scene_seed"] == r["scene_seed"])
+                assert r["contact"] == (r["hint_contact"] if r["hint_succeeded"] else truth["contact"])
+
+
+def test_corrections_and_attempts_come_from_the_rgbd_experts(dataset):
+    """The hints are the experts' candidates on the noisy frame: not the ground truth plus noise."""
+    manifest, records = _read(dataset)
+    assert manifest["generator"]["correction_hints"] == "rgbd_experts"
+    corr = [r for r in records["train"] if r["family"] == "correction"]
+    assert corr and any(r["hint_candidate"] > 0 for r in corr) and any(r["hint_candidate"] == 0 for r in corr)
+    # An expert that sees only RGB-D misses sometimes: some hints fail, and those failures are labelled.
+    assert {r["hint_succeeded"] for r in corr} == {True, False}
+    attempts = [r for r in records["train"] if r["id"].endswith("-attempt")]
+    assert attempts and all(r["family"] == "failure" for r in attempts)
 
 
 def test_generation_is_deterministic_by_seed(dataset, tmp_path):
@@ -69,3 +88,24 @@ def test_generation_is_deterministic_by_seed(dataset, tmp_path):
             assert a.read() == b.read()
     with pytest.raises(ValueError, match="already holds"):
         generate(GenConfig(num=3, out=out))
+
+
+def test_policy_rollouts_record_the_models_own_attempts(tmp_path):
+    """gen-data --policy: the shipped model's attempts, labelled by the simulator, with the RGB-D experts."""
+    from sc_mllm_ros.episode.rollouts import policy_records
+
+    out = str(tmp_path / "p")
+    cfg = GenConfig(num=16, out=out, seed=3, workers=1, test_num=0, image_size=224, policy="")
+    generate(cfg, policy_records)
+    manifest, records = _read(out)
+    recs = records["train"]
+    attempts = [r for r in recs if r["family"] == "failure"]
+    assert attempts and {r["family"] for r in recs} >= {"pose", "failure"}
+    for r in attempts:
+        assert r["cause"] in CAUSES and r["id"].rsplit("-", 1)[1].startswith("attempt")
+        assert os.path.exists(os.path.join(out, r["initial_rgb"]))
+    for r in recs:
+        if r["family"] == "correction":
+            truth = next(p for p in recs if p["family"] == "pose" and p["scene_seed"] == r["scene_seed"])
+            if not r["hint_succeeded"]:
+                assert r["contact"] == truth["contact"]

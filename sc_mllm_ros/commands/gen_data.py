@@ -18,14 +18,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--test-num", type=int, default=None, help="records per test split (default 5%% of --num)"
     )
     parser.add_argument("--shard-size", type=int, default=1000, help="records per JSONL shard")
-    parser.add_argument("--position-noise-px", type=float, default=2.0, help="position expert noise (pixels)")
     parser.add_argument(
-        "--rotation-noise-deg", type=float, default=6.0, help="rotation expert noise (degrees)"
+        "--policy",
+        default=None,
+        help="a model folder: record its own attempts on training scenes (first try + corrections) instead",
+    )
+    parser.add_argument(
+        "--max-corrections", type=int, default=2, help="with --policy: corrections per episode"
+    )
+    parser.add_argument(
+        "--experts",
+        default=None,
+        help="RGB-D experts' weights for the correction hints (default: shipped)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from sc_mllm_ros.sim.dataset import GenConfig, generate
+    from sc_mllm_ros.sim.dataset import GenConfig, generate, scene_records
 
     cfg = GenConfig(
         num=args.num,
@@ -35,11 +44,15 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         test_num=args.test_num,
         shard_size=args.shard_size,
-        position_noise_px=args.position_noise_px,
-        rotation_noise_deg=args.rotation_noise_deg,
+        experts=args.experts,
+        policy=args.policy,
+        max_corrections=args.max_corrections,
     )
+    records = scene_records
+    if args.policy:
+        from sc_mllm_ros.episode.rollouts import policy_records as records
     start = time.perf_counter()
-    manifest = generate(cfg)
+    manifest = generate(cfg, records)
     elapsed = time.perf_counter() - start
     total = sum(sum(c.values()) for c in manifest["counts"].values())
     print(f"wrote {total} records to {args.out} in {elapsed:.1f} s ({total / elapsed:.1f} records/s)")

@@ -15,7 +15,13 @@ import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="dataset folder written by `sc-mllm gen-data`")
+    parser.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="dataset folder written by `sc-mllm gen-data`; repeat to train on several (e.g. the policy's "
+        "own attempts); held-out numbers come from the first one's test splits",
+    )
     parser.add_argument("--out", required=True, help="output folder (checkpoints, eval.json)")
     parser.add_argument("--stage1-steps", type=int, default=None, help="visual-tower regression steps")
     parser.add_argument("--steps", type=int, default=None, help="co-fine-tuning steps")
@@ -30,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tokenizer", choices=("numbers", "bpe"), default="numbers")
     parser.add_argument("--no-soft-targets", action="store_true", help="plain one-hot cross-entropy")
+    parser.add_argument(
+        "--checker-views",
+        choices=("before_after", "end"),
+        default="before_after",
+        help="what the checker sees: the initial and the end image, or the end image alone (the paper)",
+    )
     parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
@@ -46,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace):
     from sc_mllm_ros.model import LLMConfig, SCMLLMConfig, TokenizerConfig, VisionConfig
 
-    cfg = SCMLLMConfig(tokenizer=TokenizerConfig(kind=args.tokenizer))
+    cfg = SCMLLMConfig(tokenizer=TokenizerConfig(kind=args.tokenizer), checker_views=args.checker_views)
     if args.size == "tiny":
         cfg.vision = VisionConfig(image_size=64, width=16)
         cfg.llm = LLMConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128)
@@ -70,14 +82,20 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    manifest = read_manifest(args.data)
+    manifest = read_manifest(args.data[0])
+    for extra in args.data[1:]:
+        read_manifest(extra)  # a clear error before minutes of loading
+
+    def training_set(model, limit):
+        return [s for d in args.data for s in load_encoded(d, "train", model.tokenizer, model.config, limit)]
+
     progress = not args.no_progress
     if args.resume:
         if not (out / "train_state.pt").is_file():
             print(f"nothing to resume in {out}")
             return 1
         model = SCMLLM.from_pretrained(out / "model")
-        train = load_encoded(args.data, "train", model.tokenizer, model.config, args.limit)
+        train = training_set(model, args.limit)
         trainer = Trainer.resume(out, train)
         # Longer runs may be asked for on resume; everything else comes from the checkpoint.
         for name in ("stage1_steps", "steps"):
@@ -87,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = _config(args)
         seed_everything(cfg.train.seed)
         model = SCMLLM(cfg)
-        train = load_encoded(args.data, "train", model.tokenizer, cfg, args.limit)
+        train = training_set(model, args.limit)
         trainer = Trainer(model, train, out)
     print(f"{len(train)} training samples from {args.data}; {precision.describe(model.device)}")
     t0 = time.perf_counter()
@@ -98,15 +116,16 @@ def run(args: argparse.Namespace) -> int:
     results = {}
     for split in ("test_seen", "test_unseen"):
         if manifest.get("shards", {}).get(split):
-            items = load_encoded(args.data, split, model.tokenizer, model.config, args.eval_limit)
+            items = load_encoded(args.data[0], split, model.tokenizer, model.config, args.eval_limit)
             if items:
                 results[split] = evaluate(model, items, progress)
     (out / "eval.json").write_text(json.dumps(results, indent=2))
     # Provenance beside the weights: `sc-mllm eval` refuses to evaluate on the data seed it learned from.
     provenance = {
         "command": "sc-mllm " + " ".join(shlex.quote(a) for a in getattr(args, "_argv", [])),
-        "data": str(args.data),
+        "data": [str(d) for d in args.data],
         "data_seed": manifest.get("seed"),
+        "data_seeds": [read_manifest(d).get("seed") for d in args.data],
         "train_seed": args.seed,
         "train_seconds": round(train_s, 1) if not args.resume else None,
         "torch_threads": torch.get_num_threads(),

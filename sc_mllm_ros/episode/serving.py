@@ -179,3 +179,23 @@ def expert_hints(record: EpisodeRecord, auto, position: bool = True, rotation: b
         "automatic experts" if i == 0 else f"automatic experts (candidate {i + 1}: the better ones failed)"
     )
     return resolve_hints(record, contact, up, forward, feedback=feedback)
+
+
+@dataclass(frozen=True)
+class FrameExperts:
+    """The loop's experts: the RGB-D experts (``experts.Experts``) on the episode's recorded frame.
+
+    All a real cell has (no ground truth). A refusal leaves the correction to the model's own last answer.
+    """
+
+    experts: object
+
+    def hints(self, record: EpisodeRecord) -> Hints:
+        from sc_mllm_ros.experts import ExpertError
+
+        f = record.frame
+        try:
+            auto = self.experts.hints(f.rgb, f.depth, f.intrinsics, record.task)
+        except ExpertError as err:
+            return resolve_hints(record, feedback=f"automatic experts refused: {err}")
+        return expert_hints(record, auto)

@@ -304,3 +304,42 @@ def train_model(
     t0 = time.perf_counter()
     losses = Trainer(model, train, out).run(progress)
     return model, losses, time.perf_counter() - t0
+
+
+# -- the checker's threshold -------------------------------------------------------------------------------
+def checker_scores(
+    model: SCMLLM, items: list[Encoded], progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The checker's P(success) on each failure-family item, and whether that attempt really failed."""
+    fail = [it for it in items if it.family == "failure"]
+    p = [
+        model.check(it.image, it.prompt_ids, it.initial).success_probability
+        for it in tqdm(fail, desc="checker", disable=not progress, leave=False)
+    ]
+    return np.array(p, dtype=float), np.array([it.values["cause"] != "success" for it in fail])
+
+
+def detection_rates(p_success: np.ndarray, failed: np.ndarray, threshold: float) -> dict[str, float]:
+    """Recall, precision, specificity, balanced accuracy of "failure" (said when P(success) < threshold)."""
+    said = p_success < threshold
+    tp, fp = float((said & failed).sum()), float((said & ~failed).sum())
+    recall = tp / max(failed.sum(), 1)
+    specificity = float((~said & ~failed).sum()) / max((~failed).sum(), 1)
+    return {
+        "threshold": float(threshold),
+        "recall": recall,
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "specificity": specificity,
+        "balanced_accuracy": 0.5 * (recall + specificity),
+    }
+
+
+def choose_threshold(p_success: np.ndarray, failed: np.ndarray) -> float:
+    """The best balanced accuracy of "failure" over midpoints between scores (ties: nearest 0.5)."""
+    if failed.all() or not failed.any():
+        raise ValueError("choosing a threshold needs both failed and successful attempts")
+    s = np.unique(p_success)
+    candidates = np.concatenate([[0.0], (s[1:] + s[:-1]) / 2, [1.0]]) if len(s) > 1 else np.array([0.5])
+    scores = [detection_rates(p_success, failed, t)["balanced_accuracy"] for t in candidates]
+    best = np.flatnonzero(np.isclose(scores, max(scores)))
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])

@@ -46,7 +46,10 @@ class CheckerNode(Node):
                 grade.text,
                 server.adapter_version,
                 header,
+                grade.confidence,
             )
         )
-        self.get_logger().info(f"episode {record.episode_id} attempt {index}: {grade.text!r}")
+        self.get_logger().info(
+            f"episode {record.episode_id} attempt {index}: {grade.text!r} (P(success) {grade.confidence:.2f})"
+        )
         return grade

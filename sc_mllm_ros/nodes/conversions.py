@@ -192,9 +192,17 @@ def prediction_msg(
 
 
 def report_msg(
-    episode_id: str, attempt: int, success: bool, cause: str, text: str, adapter_version: int, header: Header
+    episode_id: str,
+    attempt: int,
+    success: bool,
+    cause: str,
+    text: str,
+    adapter_version: int,
+    header: Header,
+    confidence: float = float("nan"),
 ) -> FailureReport:
     return FailureReport(
+        confidence=float(confidence),
         header=header,
         episode_id=episode_id,
         attempt=int(attempt),

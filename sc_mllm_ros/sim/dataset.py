@@ -8,17 +8,28 @@ On-disk format ``sc_mllm_dataset/1`` (the contract with the model side)::
     DIR/<split>/images/<id>_rgb.png         uint8 RGB
     DIR/<split>/images/<id>_depth.png       uint16 depth in millimetres
 
-Every scene gives one record of each family: "pose" (initial image, ground-truth answer), "correction"
-(initial image + noisy expert hints) and "failure" (end-state image after executing a pose perturbed to
-produce a chosen cause; the causes cycle so each category sees all four).  Everything follows from the
-seed: scene ``i`` of a split has its own seed, workers only return encoded records, and the parent
-writes them in scene order, so 1 or N workers give byte-identical datasets.
+Every scene gives a "pose" record (initial image, ground-truth answer), a "correction" record and two
+"failure" records:
+
+* the correction's hints come from the RGB-D experts (``sc_mllm_ros.experts``) on the noisy initial frame,
+  as deployed: one of their candidates (the best half of the time) with the plane fitted there. That hint
+  pose is executed; the answer is the hint's contact where the pull succeeded, else the ground-truth pose
+  (always with the ground-truth orientation), so the model learns to follow a good hint and to move off a
+  bad one;
+* one failure record is that executed hint (the near misses and successes a deployed loop produces), the
+  other a pose perturbed to produce a chosen cause (the causes cycle so each category sees all four).
+  Both keep ``initial_rgb``, the pose record's image, for a checker that compares before and after.
+
+Everything follows from the seed: scene ``i`` of a split has its own seed, workers only return encoded
+records, and the parent writes them in scene order, so 1 or N workers give byte-identical datasets.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+import functools
 import json
 import multiprocessing
 import os
@@ -35,7 +46,6 @@ from sc_mllm_ros.sim.labels import (
     PositionExpert,
     rotate_towards,
     ROTATION_LIMIT_DEG,
-    RotationExpert,
 )
 from sc_mllm_ros.sim.objects import categories_for, sample_scene, SEEN_CATEGORIES, SPLITS, UNSEEN_CATEGORIES
 from sc_mllm_ros.sim.world import PullWorld
@@ -53,8 +63,10 @@ class GenConfig:
     image_size: int = 224
     test_num: int | None = None  # records per test split (default 5% of num, at least 3)
     shard_size: int = 1000
-    position_noise_px: float = 2.0
-    rotation_noise_deg: float = 6.0
+    experts: str | None = None  # the RGB-D experts' weights (None: the shipped ones)
+    best_candidate_share: float = 0.5  # how often the correction's hint is the experts' best candidate
+    policy: str | None = None  # a model folder: record its own attempts instead (episode/rollouts.py)
+    max_corrections: int = 2  # with ``policy``: corrections after each failed attempt
     failure_tries: int = 4  # perturbations tried per scene to get the wanted failure cause
 
     def split_counts(self) -> dict[str, int]:
@@ -113,6 +125,30 @@ def _perturbed_pose(gt: GroundTruth, depth: np.ndarray, intr, cause: str, rng: n
     return Pose(position=point, rotation=rotation_from_up_forward(up, gt.forward))
 
 
+_EXPERTS: dict[str | None, object] = {}
+
+
+def _experts(path: str | None):
+    """The RGB-D experts, loaded once per worker process."""
+    if path not in _EXPERTS:
+        import torch
+
+        from sc_mllm_ros.experts import Experts
+
+        torch.set_num_threads(1)  # one worker per core
+        _EXPERTS[path] = Experts.from_pretrained(path)
+    return _EXPERTS[path]
+
+
+def _outcome_label(res) -> str | None:
+    """The failure answer of an executed attempt; None when physics and the paper's label disagree."""
+    if res.unreachable:
+        return None
+    if res.success:
+        return "success"
+    return None if res.cause == "success" else res.cause
+
+
 def scene_records(
     split: str, index: int, cfg: GenConfig
 ) -> tuple[list[dict], dict[str, tuple[bytes, bytes]], str | None]:
@@ -142,8 +178,8 @@ def scene_records(
         stem = f"{split}-{index:06d}"
         initial = _images(obs.rgb, obs.depth)
 
-        def add(family: str, imgs: tuple[bytes, bytes], **extra) -> None:
-            rid = f"{stem}-{family}"
+        def add(family: str, imgs: tuple[bytes, bytes], name: str | None = None, **extra) -> None:
+            rid = f"{stem}-{name or family}"
             records.append(
                 {
                     "id": rid,
@@ -157,41 +193,85 @@ def scene_records(
             images[rid] = imgs
 
         add("pose", initial)
-        hint_contact = PositionExpert(cfg.position_noise_px).hint(gt, rng)
-        hint_up, hint_forward = RotationExpert(cfg.rotation_noise_deg).hint(gt, rng)
-        add(
-            "correction",
-            initial,
-            hint_contact=_vec(hint_contact),
-            hint_up=_vec(hint_up),
-            hint_forward=_vec(hint_forward),
+        initial_rgb = f"{split}/images/{stem}-pose_rgb.png"
+
+        def add_failure(res, cause: str, name: str) -> None:
+            ee = res.ee_pose
+            add(
+                "failure",
+                _images(res.end_obs.rgb, res.end_obs.depth),
+                name,
+                ee_contact=_vec(project(ee.position, obs.intrinsics)),
+                ee_up=_vec(ee.up),
+                ee_forward=_vec(ee.forward),
+                cause=cause,
+                initial_rgb=initial_rgb,
+            )
+
+        from sc_mllm_ros.experts import ExpertError
+
+        try:
+            hints = _experts(cfg.experts).hints(
+                obs.rgb, obs.depth, obs.intrinsics, f"pull the {scene.object_name}"
+            )
+        except ExpertError:
+            hints = None
+        fits = (
+            []
+            if hints is None
+            else [(p, f) for p, f in zip(hints.candidate_pixels, hints.candidate_planes) if f is not None]
         )
+        if fits:
+            j = (
+                0
+                if len(fits) == 1 or rng.random() < cfg.best_candidate_share
+                else int(rng.integers(1, len(fits)))
+            )
+            pixel, plane = fits[j]
+            try:
+                hint_pose = Pose(
+                    lift_pixel(obs.depth, pixel, obs.intrinsics),
+                    rotation_from_up_forward(plane.up, plane.forward),
+                )
+            except ValueError:
+                hint_pose = None
+            if hint_pose is not None:
+                res = world.execute(hint_pose)
+                good = bool(res.success)
+                add(
+                    "correction",
+                    initial,
+                    contact=_vec(pixel) if good else base["contact"],
+                    hint_contact=_vec(pixel),
+                    hint_up=_vec(plane.up),
+                    hint_forward=_vec(plane.forward),
+                    hint_candidate=j,
+                    hint_succeeded=good,
+                )
+                label = _outcome_label(res)
+                if label is not None:
+                    add_failure(res, label, "attempt")
         for _ in range(cfg.failure_tries):
             pose = _perturbed_pose(gt, obs.depth, obs.intrinsics, wanted, rng)
             if pose is None:
                 continue
             res = world.execute(pose)
             # Keep only executions whose outcome agrees with their label (e.g. no unreachable "successes").
-            if res.cause == wanted and res.success == (wanted == "success") and not res.unreachable:
-                ee = res.ee_pose
-                add(
-                    "failure",
-                    _images(res.end_obs.rgb, res.end_obs.depth),
-                    ee_contact=_vec(project(ee.position, obs.intrinsics)),
-                    ee_up=_vec(ee.up),
-                    ee_forward=_vec(ee.forward),
-                    cause=res.cause,
-                )
+            if _outcome_label(res) == wanted:
+                add_failure(res, wanted, "failure")
                 return records, images, wanted
     return records, images, None
 
 
-def _job(args: tuple[str, int, GenConfig]):
-    return scene_records(*args)
+def _job(records: Callable, args: tuple[str, int, GenConfig]):
+    return records(*args)
 
 
-def generate(cfg: GenConfig) -> dict:
-    """Write the dataset to ``cfg.out`` and return its manifest."""
+def generate(cfg: GenConfig, records: Callable = scene_records) -> dict:
+    """Write the dataset to ``cfg.out`` and return its manifest.
+
+    ``records(split, index, cfg)`` gives one scene's records (a module-level function: workers are spawned).
+    """
     if cfg.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {cfg.workers}")
     if cfg.image_size < 16:
@@ -208,11 +288,14 @@ def generate(cfg: GenConfig) -> dict:
         "categories": {"seen": list(SEEN_CATEGORIES), "unseen": list(UNSEEN_CATEGORIES)},
         "shards": {},
         "generator": {
-            "position_noise_px": cfg.position_noise_px,
-            "rotation_noise_deg": cfg.rotation_noise_deg,
+            "correction_hints": "rgbd_experts",
+            "experts": cfg.experts or "shipped",
+            "best_candidate_share": cfg.best_candidate_share,
+            "policy": cfg.policy,
             "families": list(FAMILIES),
         },
     }
+    job = functools.partial(_job, records)
     ctx = multiprocessing.get_context("spawn")  # no GL state inherited from the parent
     pool = ctx.Pool(cfg.workers) if cfg.workers > 1 else None
     writers = {split: _SplitWriter(cfg, split, n) for split, n in counts.items()}
@@ -220,18 +303,18 @@ def generate(cfg: GenConfig) -> dict:
         with tqdm(total=sum(counts.values()), desc="gen-data", unit="rec") as bar:
             start = dict.fromkeys(counts, 0)
             while True:
-                # Scenes give 3 records, sometimes 2; ask for a little more than needed, top up if short.
+                # Scenes give 4 records, sometimes fewer; ask for a little more than needed, top up if short.
                 jobs = []
                 for split, w in writers.items():
                     missing = w.n - w.written
                     if missing > 0:
-                        m = int(np.ceil(missing / 3 * 1.08)) + 2
+                        m = int(np.ceil(missing / 4 * 1.1)) + 2
                         jobs += [(split, i, cfg) for i in range(start[split], start[split] + m)]
                         start[split] += m
                 if not jobs:
                     break
                 for (split, _, _), (records, images, _) in zip(
-                    jobs, pool.imap(_job, jobs, chunksize=2) if pool else map(_job, jobs)
+                    jobs, pool.imap(job, jobs, chunksize=2) if pool else map(job, jobs)
                 ):
                     bar.update(writers[split].write(records, images))
                 if any(start[s] > 3 * counts[s] + 50 for s in counts):
