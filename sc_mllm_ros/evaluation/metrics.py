@@ -100,23 +100,6 @@ def confusion(rows: Sequence[str], columns: Sequence[str]) -> dict:
     return {"rows": list(CONFUSION_ROWS), "columns": list(CONFUSION_COLUMNS), "matrix": matrix}
 
 
-def best_threshold(succeeded: Sequence[bool], confidence: Sequence[float]) -> dict | None:
-    """The success-confidence threshold with the best balanced accuracy (ties: the lowest such threshold).
-
-    The candidates are the observed confidences (an attempt is called a success when its confidence is at
-    least the threshold). Choose it on validation scenes only. None without both outcomes.
-    """
-    ok, conf = np.asarray(succeeded, bool), np.asarray(confidence, float)
-    if ok.all() or not ok.any() or not np.isfinite(conf).all():
-        return None
-    best = None
-    for th in np.unique(conf):
-        s = binary_scores(~ok, conf < th)
-        if best is None or s["balanced_accuracy"] > best["balanced_accuracy"] + 1e-12:
-            best = {"threshold": float(th), **s}
-    return best
-
-
 def stopped_outcomes(ground_truth: Sequence[bool], rounds: int, cut: bool = False) -> list[bool]:
     """The episode's outcome when the loop may correct 0..``rounds`` times: the last attempt's ground truth.
 

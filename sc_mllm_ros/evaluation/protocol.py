@@ -46,7 +46,7 @@ from tqdm import tqdm
 from sc_mllm_ros.episode.learning import training_samples
 from sc_mllm_ros.episode.loop import ArmOutcome, Gate, ModelChecker, run_episode, Step
 from sc_mllm_ros.episode.record import Attempt, BadInput, EpisodeRecord, Frame
-from sc_mllm_ros.episode.serving import expert_hints, Hints, ModelServer, resolve_hints
+from sc_mllm_ros.episode.serving import FrameExperts, Hints, ModelServer, resolve_hints
 from sc_mllm_ros.episode.store import StoredSample
 from sc_mllm_ros.evaluation import baselines
 from sc_mllm_ros.evaluation.metrics import FAILURE_CAUSES, stopped_outcomes, UNLABELLED, UNREACHABLE
@@ -200,29 +200,6 @@ class SimExperts:
 
 
 @dataclass
-class RecordedFrameExperts:
-    """The RGB-D experts on the episode's recorded noisy frame: all a real cell has (no ground truth)."""
-
-    experts: object  # sc_mllm_ros.experts.Experts
-
-    def raw(self, record: EpisodeRecord):
-        """The experts' output on the recorded frame, or None when they refuse it."""
-        from sc_mllm_ros.experts import ExpertError
-
-        f = record.frame
-        try:
-            return self.experts.hints(f.rgb, f.depth, f.intrinsics, record.task)
-        except ExpertError:
-            return None
-
-    def hints(self, record: EpisodeRecord) -> Hints:
-        h = self.raw(record)
-        if h is None:  # a refusal leaves the correction to the model's own last answer
-            return resolve_hints(record, feedback="automatic experts refused")
-        return expert_hints(record, h)
-
-
-@dataclass
 class GatedRun:
     """One loop run: its steps (kept when a later answer had no goal), what it learned, whether it was cut."""
 
@@ -299,7 +276,8 @@ class Runner:
         self.checker = ModelChecker(self.server)
         from sc_mllm_ros.experts import Experts
 
-        self.rgbd = RecordedFrameExperts(Experts.from_pretrained())
+        self.experts = Experts.from_pretrained()
+        self.rgbd = FrameExperts(self.experts)  # the loop's, as deployed
         self.position, self.rotation = (
             PositionExpert(cfg.position_noise_px),
             RotationExpert(cfg.rotation_noise_deg),
@@ -339,7 +317,7 @@ class Runner:
             gt = world.ground_truth
             record = self._record(f"{split}-{index}", world, obs)
             out = {"split": split, "index": index, "scene_seed": sseed, "category": world.scene.category}
-            auto = self.rgbd.raw(record)
+            auto = self._expert_output(record)
             out["baselines"] = baselines.policy_outcomes(world, obs, sseed, means, BASELINES, auto)
             try:
                 first = self.server.predict(record.frame, record.object_name)
@@ -369,6 +347,16 @@ class Runner:
             out["attempts"] = [self._graded(record, s) for s in checked.steps]
             out["latency_s"] = [s.attempt.latency_s for s in checked.steps]
         return out
+
+    def _expert_output(self, record: EpisodeRecord):
+        """The RGB-D experts' output on the recorded frame for ``expert_alone`` (None: they refused it)."""
+        from sc_mllm_ros.experts import ExpertError
+
+        f = record.frame
+        try:
+            return self.experts.hints(f.rgb, f.depth, f.intrinsics, record.task)
+        except ExpertError:
+            return None
 
     def _graded(self, record: EpisodeRecord, step: Step) -> dict:
         """One attempt of the loop for the checker's scores: truth, grade, confidence, the ablations."""

@@ -17,7 +17,6 @@ import numpy as np
 
 from sc_mllm_ros.evaluation.metrics import (
     auroc,
-    best_threshold,
     binary_scores,
     cause_scores,
     confusion,
@@ -205,8 +204,6 @@ def build_report(results: dict, meta: dict) -> dict:
         checker["ablations"] = {k: checker_scores(attempts, k) for k in ABLATIONS}
     else:
         checker["ablations"] = {}
-    graded = [a for a in attempts if a["truth"] != UNREACHABLE]
-    choice = best_threshold([a["success"] for a in graded], [a["confidence"] for a in graded])
     tree = {
         "success": _success_rates(scenes),
         "per_category": {s: _per_category(rows) for s, rows in scenes.items()},
@@ -227,11 +224,26 @@ def build_report(results: dict, meta: dict) -> dict:
     }
     report["meta"] = {**meta, **results["model"], "timings": results["timings"]}
     if meta.get("split_role") == "validation":
-        # chosen here, on validation scenes, for the test run: maximises balanced accuracy
-        report["choices"] = {"checker_threshold": None if choice is None else choice["threshold"]}
+        report["choices"] = {"checker_threshold": _threshold_choice(attempts)}
     report["paper"] = PAPER
     report["targets"] = targets(report, scenes)
     return report
+
+
+def _threshold_choice(attempts: list[dict]) -> float | None:
+    """The checker threshold these attempts support, by ``sc-mllm calibrate``'s rule (balanced accuracy).
+
+    Only a validation run reports it: a threshold chosen on test scenes would be tuned on the test.
+    """
+    from sc_mllm_ros.model.training import choose_threshold
+
+    graded = [a for a in attempts if a["truth"] != UNREACHABLE]
+    p = np.array([a["confidence"] for a in graded], float)
+    failed = np.array([not a["success"] for a in graded])
+    try:
+        return choose_threshold(p, failed)
+    except ValueError:  # one outcome only: nothing to trade
+        return None
 
 
 def _get(d, *path):
