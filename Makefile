@@ -62,9 +62,14 @@ model: setup
 	$(ENV) sc-mllm calibrate --model data/train-$(DATA_SEED)/model --data data/val-$(DATA_SEED)
 	cp data/train-$(DATA_SEED)/model/* sc_mllm_ros/assets/sc_mllm_small/
 
-EVAL_EPISODES ?= 50
+# The standard evaluation (protocol v2, test scenes of seed 7): EVAL_EPISODES scenes per split, continual learning
+# with the command's default set sizes. Choose the checker threshold, steps and EMA decay first on validation
+# scenes: make eval EVAL_ARGS="--split-role validation" EVAL_OUT=runs/eval-validation
+EVAL_EPISODES ?= 200
+EVAL_OUT ?= runs/eval
+EVAL_ARGS ?=
 eval: setup
-	$(ENV) sc-mllm eval --episodes $(EVAL_EPISODES) --seed 7 --out runs/eval
+	$(ENV) sc-mllm eval --episodes $(EVAL_EPISODES) --seed 7 --out $(EVAL_OUT) $(EVAL_ARGS)
 
 # Re-pin: install requirements.txt afresh into a scratch venv and freeze it into requirements.lock.
 lock:

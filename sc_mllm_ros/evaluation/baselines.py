@@ -196,6 +196,11 @@ def noun_means(rows: list) -> dict:
     return out
 
 
+def train_noun_means(seed: int, scenes: int, map_fn=map) -> dict:
+    """:func:`noun_means` over ``scenes`` training scenes of seed ``seed + 1`` (never a test scene)."""
+    return noun_means(list(map_fn(_gt_summary, [(seed + 1, i) for i in range(scenes)])))
+
+
 def run_episode(args: tuple[str, int, int, dict, tuple[str, ...]]) -> dict:
     """Every policy once on scene ``index`` of ``split`` (the same scene for all)."""
     from sc_mllm_ros.sim import PullWorld, sample_scene
@@ -213,17 +218,23 @@ def run_episode(args: tuple[str, int, int, dict, tuple[str, ...]]) -> dict:
         hints = None
         if "expert_alone" in policies:
             hints, out["experts"] = expert_episode(world, obs)
-        for k, name in enumerate(policies):
-            ctx = Context(world, obs, means, np.random.default_rng([sseed, 31, k]), hints)
-            try:
-                res = world.execute(POLICIES[name](ctx), render_end=False)  # outcomes only
-                out["policies"][name] = {
-                    "success": res.success,
-                    "opened": res.opened,
-                    "unreachable": res.unreachable,
-                }
-            except ValueError:  # no depth where the policy looked: it cannot even form a pose
-                out["policies"][name] = {"success": False, "opened": False, "unreachable": False}
+        out["policies"] = policy_outcomes(world, obs, sseed, means, policies, hints)
+    return out
+
+
+def policy_outcomes(world, obs, sseed: int, means: dict, policies, hints=None) -> dict[str, dict]:
+    """Each policy's one pull on ``world`` (reset before each): success, opened, unreachable.
+
+    ``sseed`` seeds the random policies; ``hints``: the RGB-D experts' on ``obs`` for ``expert_alone``.
+    """
+    out = {}
+    for k, name in enumerate(policies):
+        ctx = Context(world, obs, means, np.random.default_rng([sseed, 31, k]), hints)
+        try:
+            res = world.execute(POLICIES[name](ctx), render_end=False)  # outcomes only
+            out[name] = {"success": res.success, "opened": res.opened, "unreachable": res.unreachable}
+        except ValueError:  # no depth where the policy looked: it cannot even form a pose
+            out[name] = {"success": False, "opened": False, "unreachable": False}
     return out
 
 
@@ -234,7 +245,7 @@ def run_baselines(episodes: int, seed: int, workers: int = 2, mean_scenes: int =
     with ctx.Pool(workers) as pool:
         means = {}  # only noun_mean_pose needs them, and they cost a world per training scene
         if "noun_mean_pose" in policies:
-            means = noun_means(pool.map(_gt_summary, [(seed + 1, i) for i in range(mean_scenes)]))
+            means = train_noun_means(seed, mean_scenes, pool.map)
         results = {}
         for name, split in SPLITS.items():
             if split is None:
