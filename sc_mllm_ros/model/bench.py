@@ -156,7 +156,8 @@ def _checker_and_correction(model, rgbs: list[np.ndarray], repeats: int) -> list
     up, fwd = np.array([0.0, 0.6, 0.8]), np.array([0.0, -0.8, 0.6])
     it = iter(range(10**9))
     calls = (
-        ("checker (detect_failure)", lambda r: model.detect_failure(r, "drawer", (100, 120), up, fwd)),
+        # The same frame before and after: a before/after checker reads both images.
+        ("checker (detect_failure)", lambda r: model.detect_failure(r, "drawer", (100, 120), up, fwd, r)),
         ("correction (correct)", lambda r: model.correct(r, "drawer", (100, 120), up, fwd)),
     )
     out = []
