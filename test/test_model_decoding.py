@@ -8,6 +8,7 @@ from sc_mllm_ros.model.data import prompt_values
 from sc_mllm_ros.model.decoding import allowed_values, AnswerConstraint
 from sc_mllm_ros.model.prompts import answer_segments
 from sc_mllm_ros.model.synthetic import scene
+from sc_mllm_ros.model.vision import change_image, preprocess
 
 torch.set_num_threads(1)
 
@@ -114,6 +115,26 @@ def test_before_after_checker_sees_the_initial_image():
     same = model.detect_failure(rgb, "drawer", contact, up, fwd, initial_rgb=rgb)
     changed = model.detect_failure(rgb, "drawer", contact, up, fwd, initial_rgb=other)
     assert not np.allclose(list(same.probabilities.values()), list(changed.probabilities.values()), atol=1e-6)
+
+
+def test_the_change_view_is_grey_where_nothing_changed_and_adds_one_view_of_tokens():
+    rng = np.random.default_rng(5)
+    model = tiny("numbers", 32)
+    rgb, contact, up, fwd = scene(rng)
+    other, *_ = scene(rng)
+    before, after = preprocess(rgb, model.config.vision)[None], preprocess(other, model.config.vision)[None]
+    assert torch.all(change_image(before, before) == 128)
+    d = after.int() - before.int()
+    moved = change_image(before, after).int() - 128
+    assert torch.equal(moved.sign(), d.sign()) and torch.all(moved.abs() >= d.abs().clamp(max=127))
+    n = model.visual_embeds(before).shape[1]
+    model.config.checker_views = "before_after"
+    two = model.detect_failure(other, "drawer", contact, up, fwd, initial_rgb=rgb)
+    assert model.views_embeds(after, before).shape[1] == 2 * n
+    model.config.checker_views = "before_after_change"
+    assert model.views_embeds(after, before).shape[1] == 3 * n
+    three = model.detect_failure(other, "drawer", contact, up, fwd, initial_rgb=rgb)
+    assert not np.allclose(list(two.probabilities.values()), list(three.probabilities.values()), atol=1e-6)
 
 
 def test_constraint_rejects_tokens_outside_the_grammar():

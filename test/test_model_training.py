@@ -220,7 +220,7 @@ def test_full_checkpoint_round_trip(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_dataset_reader_and_train_command(tmp_path):
+def test_dataset_reader_and_train_command(tmp_path, capsys):
     from sc_mllm_ros.commands import train as train_cmd
 
     data = write_dataset(tmp_path / "data", n=6, hw=(60, 80))
@@ -261,6 +261,23 @@ def test_dataset_reader_and_train_command(tmp_path):
     )
     args.resume, args.steps = True, 5
     assert train_cmd.run(args) == 0
+
+    # A new round from the trained weights, its checker given the change view: stage 2 only, fresh schedule.
+    args.resume, args.steps, args.init_from = False, 2, str(tmp_path / "out" / "model")
+    args.out, args.checker_views = str(tmp_path / "round"), "before_after_change"
+    assert train_cmd.run(args) == 0
+    assert "stage 1" not in capsys.readouterr().out.split("stage 2")[-1]
+    model = SCMLLM.from_pretrained(tmp_path / "round" / "model")
+    assert model.config.checker_views == "before_after_change" and model.config.train.stage1_steps == 0
+    provenance = json.loads((tmp_path / "round" / "model" / "training.json").read_text())
+    assert provenance["init_from"] == args.init_from
+
+
+def test_the_train_command_offers_every_checker_view():
+    from sc_mllm_ros.commands import train as train_cmd
+    from sc_mllm_ros.model.config import CHECKER_VIEWS
+
+    assert train_cmd.CHECKER_VIEWS == CHECKER_VIEWS
 
 
 def test_checker_threshold_maximises_balanced_accuracy_against_brute_force():

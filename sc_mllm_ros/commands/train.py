@@ -13,6 +13,9 @@ from pathlib import Path
 import shlex
 import time
 
+# model.config.CHECKER_VIEWS, spelt out so that `--help` does not load torch (a test keeps them equal)
+CHECKER_VIEWS = ("end", "before_after", "before_after_change")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -38,9 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-soft-targets", action="store_true", help="plain one-hot cross-entropy")
     parser.add_argument(
         "--checker-views",
-        choices=("before_after", "end"),
-        default="before_after",
-        help="what the checker sees: the initial and the end image, or the end image alone (the paper)",
+        choices=CHECKER_VIEWS,
+        default=None,
+        help="what the checker sees: the end image alone (the paper), the initial and the end image, or "
+        "both and their change image (default: before_after; with --init-from, the model's own)",
+    )
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="MODEL",
+        help="start co-fine-tuning (stage 2 only, a fresh schedule of --steps) from a trained model folder; "
+        "--checker-views may give its checker a new view",
     )
     parser.add_argument(
         "--precision",
@@ -58,7 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace):
     from sc_mllm_ros.model import LLMConfig, SCMLLMConfig, TokenizerConfig, VisionConfig
 
-    cfg = SCMLLMConfig(tokenizer=TokenizerConfig(kind=args.tokenizer), checker_views=args.checker_views)
+    cfg = SCMLLMConfig(
+        tokenizer=TokenizerConfig(kind=args.tokenizer), checker_views=args.checker_views or "before_after"
+    )
     if args.size == "tiny":
         cfg.vision = VisionConfig(image_size=64, width=16)
         cfg.llm = LLMConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128)
@@ -101,6 +114,18 @@ def run(args: argparse.Namespace) -> int:
         for name in ("stage1_steps", "steps"):
             if getattr(args, name) is not None:
                 setattr(trainer.cfg, name, getattr(args, name))
+    elif args.init_from:
+        seed_everything(args.seed)
+        model = SCMLLM.from_pretrained(args.init_from)
+        if args.checker_views:
+            model.config.checker_views = args.checker_views
+        t = model.config.train
+        t.seed, t.stage1_steps, t.precision = args.seed, 0, args.precision
+        for name in ("steps", "batch_size", "lr"):
+            if getattr(args, name) is not None:
+                setattr(t, name, getattr(args, name))
+        train = training_set(model, args.limit)
+        trainer = Trainer(model, train, out)
     else:
         cfg = _config(args)
         seed_everything(cfg.train.seed)
@@ -127,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         "data_seed": manifest.get("seed"),
         "data_seeds": [read_manifest(d).get("seed") for d in args.data],
         "train_seed": args.seed,
+        "init_from": args.init_from,
         "train_seconds": round(train_s, 1) if not args.resume else None,
         "torch_threads": torch.get_num_threads(),
         # what `auto` meant on this machine: the hardware seen and the precision trained in

@@ -13,7 +13,7 @@ from typing import Any
 # OpenAI CLIP's image normalisation (open_clip.constants), used by every tower so real CLIPs just work.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-CHECKER_VIEWS = ("end", "before_after")
+CHECKER_VIEWS = ("end", "before_after", "before_after_change")
 
 
 @dataclass
@@ -122,8 +122,10 @@ class SCMLLMConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     answer_size: int = 336  # side of the paper's answer frame: contact points are integer pixels of it
     max_answer_tokens: int = 96
-    # What the checker sees: "end" (the paper: the end-state image) or "before_after" (the initial image's
-    # visual tokens, then the end image's: a pull that moved nothing is visible as no change).
+    # What the checker sees: "end" (the paper: the end-state image), "before_after" (the initial image's
+    # visual tokens, then the end image's: a pull that moved nothing is visible as no change) or
+    # "before_after_change" (also the tokens of the change image, end minus initial, through the same tower:
+    # a small tower compares two images poorly, and a difference it can simply see).
     checker_views: str = "end"
     # The checker answers "success" when the probability of the success sentence among the four answers is
     # at least this; chosen on a validation split (``sc-mllm eval``), never on test scenes.
@@ -134,6 +136,10 @@ class SCMLLMConfig:
             raise ValueError(f"checker_views must be one of {CHECKER_VIEWS}, got {self.checker_views!r}")
         if not 0.0 <= self.checker_threshold <= 1.0:
             raise ValueError(f"checker_threshold must be in [0, 1], got {self.checker_threshold}")
+
+    @property
+    def checker_sees_initial(self) -> bool:
+        return self.checker_views != "end"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

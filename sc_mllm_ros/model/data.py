@@ -102,7 +102,7 @@ def encode_sample(s: TrainingSample, tok: SCTokenizer, cfg: SCMLLMConfig) -> Enc
     prompt_ids, _ = tok.encode_segments(prompt_segments(s.family, size), pv)
     answer_ids, slots = tok.encode_segments(answer_segments(s.family, size), av)
     initial = None
-    if s.family == "failure" and cfg.checker_views == "before_after":
+    if s.family == "failure" and cfg.checker_sees_initial:
         if s.initial_rgb is None:
             raise ValueError("a before/after checker's failure sample needs the initial image")
         initial = preprocess(s.initial_rgb, cfg.vision)
@@ -193,7 +193,7 @@ def load_encoded(
         try:
             # The before image only where the checker compares before and after (memory: one more image).
             initial = None
-            if rec["family"] == "failure" and cfg.checker_views == "before_after":
+            if rec["family"] == "failure" and cfg.checker_sees_initial:
                 initial = load_rgb(root, rec["initial_rgb"])
             out.append(encode_sample(record_to_sample(rec, load_rgb(root, rec["rgb"]), initial), tok, cfg))
         except (ValueError, KeyError) as e:

@@ -27,7 +27,7 @@ from sc_mllm_ros.model.data import prompt_values
 from sc_mllm_ros.model.decoding import AnswerConstraint, decode_prefilled, decode_tokenwise
 from sc_mllm_ros.model.prompts import answer_segments, CAUSES, FAILURE_ANSWERS, prompt_segments
 from sc_mllm_ros.model.tokenizer import SCTokenizer
-from sc_mllm_ros.model.vision import preprocess, Projector, RegressionHead, VisionTower
+from sc_mllm_ros.model.vision import change_image, preprocess, Projector, RegressionHead, VisionTower
 
 MODEL_TYPE = "sc_mllm"
 MODEL_FILE = "model.safetensors"
@@ -206,12 +206,18 @@ class SCMLLM(nn.Module):
         return self.llm.get_input_embeddings()(ids.to(self.device))
 
     def views_embeds(self, images: torch.Tensor, initial: torch.Tensor | None = None) -> torch.Tensor:
-        """Visual tokens of ``images`` (B, 3, S, S), after those of the ``initial`` images when given."""
+        """Visual tokens of ``images`` (B, 3, S, S), after those of the ``initial`` images when given.
+
+        A ``before_after_change`` checker also sees the change image (:func:`change_image`) last.
+        """
         if initial is None:
             return self.visual_embeds(images)
+        views = [initial, images]
+        if self.config.checker_views == "before_after_change":
+            views.append(change_image(initial, images))
         return (
-            self.visual_embeds(torch.cat([initial, images]))
-            .view(2, images.shape[0], -1, self.dim)
+            self.visual_embeds(torch.cat(views))
+            .view(len(views), images.shape[0], -1, self.dim)
             .transpose(0, 1)
             .reshape(images.shape[0], -1, self.dim)
         )
@@ -266,7 +272,7 @@ class SCMLLM(nn.Module):
 
     @property
     def checker_sees_initial(self) -> bool:
-        return self.config.checker_views == "before_after"
+        return self.config.checker_sees_initial
 
     def decode(
         self, image: torch.Tensor, prompt_ids: list[int], family: str, method: str = "prefilled"

@@ -128,6 +128,16 @@ class RegressionHead(nn.Module):
         return contact, self.dirs(pooled).float()
 
 
+# The change image doubles colour differences: a door that swung a few degrees still stands out from 0.
+CHANGE_GAIN = 2
+
+
+def change_image(initial: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """uint8 image(s) of ``end - initial`` around grey 128 (x ``CHANGE_GAIN``, clipped); no change is grey."""
+    diff = (end.to(torch.int16) - initial.to(torch.int16)) * CHANGE_GAIN + 128
+    return diff.clamp(0, 255).to(torch.uint8)
+
+
 def preprocess(rgb: np.ndarray, cfg: VisionConfig) -> torch.Tensor:
     """uint8 HxWx3 RGB of any size -> uint8 (3, S, S) tensor (resized; normalisation happens in the model)."""
     import cv2
