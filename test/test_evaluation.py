@@ -380,16 +380,20 @@ def _pooled(report: dict, rates: dict[str, float]) -> float:
     return sum(rates[s] * n[s] for s in n) / sum(n.values())
 
 
-# Flip once the retrained model lands: delete this mark (strict, so a pass without the flip fails CI).
-@pytest.mark.xfail(
-    strict=True,
-    reason="the shipped model predates benchmark v2: most of its answers and corrections are unreachable or "
-    "fail, and its checker calls failures successes, so the checker-gated loop scores below the trivial "
-    "policies on the same scenes. The retrained model (checker issue) must pass this.",
-)
 def test_short_checker_gated_eval_beats_the_best_trivial_baseline(short_eval: dict) -> None:
     r = short_eval["report"]
     ours = _pooled(r, {s: v[-1] for s, v in r["success"]["checker_gated"].items()})
     trivial = {p: _pooled(r, r["success"]["trivial"][p]) for p in TRIVIAL}
     best = max(trivial, key=trivial.get)
     assert ours > trivial[best], f"checker-gated loop {ours:.2f} vs best trivial {best} {trivial[best]:.2f}"
+
+
+def test_eval_refuses_the_seeds_of_the_models_training_and_calibration_data(tmp_path) -> None:
+    from sc_mllm_ros.cli import main
+    from sc_mllm_ros.commands.eval import model_data_seeds
+
+    (tmp_path / "training.json").write_text(json.dumps({"data_seed": 1000, "data_seeds": [1000, 2000]}))
+    (tmp_path / "calibration.json").write_text(json.dumps({"data_seed": 3000}))
+    assert model_data_seeds(tmp_path) == {1000, 2000, 3000}
+    with pytest.raises(SystemExit, match="calibration data came from"):
+        main(["eval", "--model", str(tmp_path), "--out", str(tmp_path / "out"), "--seed", "2000"])

@@ -62,13 +62,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
+def model_data_seeds(model: Path) -> set[int]:
+    """The scene seeds of the data a model was trained (``training.json``) and calibrated on."""
+    seeds: set[int] = set()
+    for name, keys in (("training.json", ("data_seed", "data_seeds")), ("calibration.json", ("data_seed",))):
+        path = model / name
+        card = json.loads(path.read_text()) if path.is_file() else {}
+        for key in keys:
+            value = card.get(key)
+            seeds.update(int(s) for s in (value if isinstance(value, list) else [value]) if s is not None)
+    return seeds
+
+
 def run(args: argparse.Namespace) -> int:
     from sc_mllm_ros.evaluation import build_report, episode_rows, EvalConfig, evaluate, write_report
 
-    card = Path(args.model) / "training.json"
-    training_seed = json.loads(card.read_text()).get("data_seed") if card.is_file() else None
-    if training_seed is not None and int(training_seed) == args.seed:
-        raise SystemExit(f"--seed {args.seed} is the seed the model's training data came from; pick another")
+    if args.seed in model_data_seeds(Path(args.model)):
+        raise SystemExit(
+            f"--seed {args.seed} is a seed the model's training or calibration data came from; pick another"
+        )
     known = {f.name for f in fields(EvalConfig)}
     cfg = EvalConfig(**{k: v for k, v in vars(args).items() if k in known}, progress=not args.no_progress)
     cfg.splits = tuple(args.splits)
