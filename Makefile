@@ -47,20 +47,27 @@ bench: setup
 
 # Retrain the shipped small model from scratch on benchmark v2 (MODEL_CARD.md has the times): data (seed 1000;
 # correction hints from the RGB-D experts), both stages, then one DAgger-style round: the model's own attempts on
-# new training scenes (seed 2000) labelled by the simulator, and more co-fine-tuning on both; the checker's
-# threshold chosen on the final model's attempts on validation scenes (seed 3000); copy into the package.
+# new training scenes (seed 2000) labelled by the simulator, and more co-fine-tuning on both; then a round that
+# gives the checker the change image (before_after_change) from those weights; the checker's threshold chosen on
+# the final model's attempts on validation scenes (seed 3000); copy into the package.
 DATA_SEED ?= 1000
-STEPS ?= 2400
-ROUND_STEPS ?= 3200
+STEPS ?= 1600
+ROUND_STEPS ?= 2300
+CHANGE_STEPS ?= 600
+TRAIN := data/train-$(DATA_SEED)
+FINAL := data/train-$(DATA_SEED)-change
 model: setup
 	$(ENV) sc-mllm gen-data --num 16000 --test-num 300 --out data/v2-$(DATA_SEED) --seed $(DATA_SEED)
-	$(ENV) sc-mllm train --data data/v2-$(DATA_SEED) --out data/train-$(DATA_SEED) --seed 0 --threads 2 --steps $(STEPS)
-	$(ENV) sc-mllm gen-data --policy data/train-$(DATA_SEED)/model --num 6000 --test-num 0 --out data/policy-$(DATA_SEED) --seed 2000
-	$(ENV) sc-mllm train --data data/v2-$(DATA_SEED) --data data/policy-$(DATA_SEED) --out data/train-$(DATA_SEED) \
+	$(ENV) sc-mllm train --data data/v2-$(DATA_SEED) --out $(TRAIN) --seed 0 --threads 2 --steps $(STEPS)
+	$(ENV) sc-mllm gen-data --policy $(TRAIN)/model --num 3000 --test-num 0 --out data/policy-$(DATA_SEED) --seed 2000
+	$(ENV) sc-mllm train --data data/v2-$(DATA_SEED) --data data/policy-$(DATA_SEED) --out $(TRAIN) \
 		--threads 2 --resume --steps $(ROUND_STEPS)
-	$(ENV) sc-mllm gen-data --policy data/train-$(DATA_SEED)/model --num 1500 --test-num 0 --out data/val-$(DATA_SEED) --seed 3000
-	$(ENV) sc-mllm calibrate --model data/train-$(DATA_SEED)/model --data data/val-$(DATA_SEED)
-	cp data/train-$(DATA_SEED)/model/* sc_mllm_ros/assets/sc_mllm_small/
+	$(ENV) sc-mllm train --init-from $(TRAIN)/model --checker-views before_after_change \
+		--data data/v2-$(DATA_SEED) --data data/policy-$(DATA_SEED) --out $(FINAL) \
+		--steps $(CHANGE_STEPS) --lr 5e-4 --seed 1 --threads 2
+	$(ENV) sc-mllm gen-data --policy $(FINAL)/model --num 1500 --test-num 0 --out data/val-$(DATA_SEED) --seed 3000
+	$(ENV) sc-mllm calibrate --model $(FINAL)/model --data data/val-$(DATA_SEED)
+	cp $(FINAL)/model/* sc_mllm_ros/assets/sc_mllm_small/
 
 # The standard evaluation (protocol v2, test scenes of seed 7): EVAL_EPISODES scenes per split, continual learning
 # with the command's default set sizes. Choose the checker threshold, steps and EMA decay first on validation
