@@ -175,14 +175,92 @@ def test_direction_slots_allow_exactly_the_brute_force_set():
 
 
 def test_shipped_model_answers_equal_the_reference_decoder():
-    """The fast decoder gives the shipped model's answers of constrained greedy, for both pose prompts."""
+    """The serving decoder gives the shipped model's answers of constrained greedy, for both pose prompts.
+
+    The reference is token-by-token constrained greedy through Hugging Face's forward with peft's
+    unmerged LoRA modules (what the decoder computed before the lean forward).
+    """
     from sc_mllm_ros.model.synthetic import samples
 
     model = SCMLLM.from_pretrained(None)  # None: the shipped model
+    assert model.lean is not None  # "prefilled" is the serving path: merged LoRA, static cache
     up, fwd = np.array([0.0, 0.6, 0.8]), np.array([0.0, -0.8, 0.6])
-    for s in samples(3, seed=21, hw=(240, 320)):
+    for s in samples(6, seed=21, hw=(240, 320)):
         for call in (
             lambda meth, r=s.rgb: model.predict_pose(r, "drawer", method=meth),
             lambda meth, r=s.rgb: model.correct(r, "drawer", (100, 120), up, fwd, method=meth),
         ):
             assert call("prefilled").text == call("tokenwise").text
+
+
+def _passes(model: SCMLLM, step, rgb: np.ndarray) -> list[torch.Tensor]:
+    """Logits of a prefill (prompt + 2 forced tokens), a 1-token pass and a 3-token pass through ``step``."""
+    from sc_mllm_ros.model.vision import preprocess
+
+    values = prompt_values("pose", "drawer", rgb.shape[:2], 336)
+    with torch.inference_mode():
+        prefix = model.prefix_embeds(
+            preprocess(rgb, model.config.vision)[None], model._prompt_ids("pose", values)
+        )
+        out, cache = [], None
+        for i, new in enumerate(([5, 6], [7], [8, 9, 10])):
+            logits, cache = step(prefix if i == 0 else None, new, cache)
+            out.append(logits)
+    return out
+
+
+def _assert_lean_equals_reference(model: SCMLLM, rgb: np.ndarray) -> None:
+    for lean, ref in zip(_passes(model, model._lean_step, rgb), _passes(model, model._reference_step, rgb)):
+        assert torch.allclose(lean, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_lean_forward_follows_adapter_swaps_and_training(tmp_path):
+    """The merged-LoRA serving forward equals Hugging Face's + peft's after every change of the weights.
+
+    A hot swap (``load_adapter``, as the model server does) and an optimiser step (as a learner that also
+    served would) must both reach the served weights; serving must never merge into what trains or saves.
+    """
+    rng = np.random.default_rng(6)
+    model, donor = tiny("numbers", 40), tiny("numbers", 41)
+    rgb, *_ = scene(rng)
+    _assert_lean_equals_reference(model, rgb)
+    before = model.adapter_state_dict()
+    base = {n: p.detach().clone() for n, p in model.named_parameters() if "base_layer" in n}
+    model.predict_pose(rgb, "drawer")
+    assert all(torch.equal(before[n], t) for n, t in model.adapter_state_dict().items())
+    assert all(torch.equal(base[n], p) for n, p in model.named_parameters() if "base_layer" in n)
+
+    donor.save_adapter(tmp_path / "adapter")
+    model.load_adapter(tmp_path / "adapter")
+    _assert_lean_equals_reference(model, rgb)
+    assert (
+        model.predict_pose(rgb, "drawer").text == model.predict_pose(rgb, "drawer", method="tokenwise").text
+    )
+
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    from sc_mllm_ros.model.vision import preprocess
+
+    image = preprocess(rgb, model.config.vision)[None]
+    model.text_logits(image, ids).logsumexp(-1).mean().backward()
+    opt.step()
+    _assert_lean_equals_reference(model, rgb)
+
+
+@pytest.mark.parametrize("kind", ["numbers", "bpe"])
+def test_lean_forward_serves_the_checker_and_correction(kind):
+    """Checker and correction prompts take the same serving forward; without it they answer the same."""
+    rng = np.random.default_rng(7)
+    model = tiny(kind, 50)
+    rgb, contact, up, fwd = scene(rng)
+    fast = [
+        model.detect_failure(rgb, "drawer", contact, up, fwd).probabilities,
+        model.correct(rgb, "drawer", contact, up, fwd).text,
+    ]
+    model.lean = None  # what an adaption-prompt adapter serves with: Hugging Face's forward
+    slow = [
+        model.detect_failure(rgb, "drawer", contact, up, fwd).probabilities,
+        model.correct(rgb, "drawer", contact, up, fwd).text,
+    ]
+    assert np.allclose(list(fast[0].values()), list(slow[0].values()), atol=1e-5)
+    assert fast[1] == slow[1]

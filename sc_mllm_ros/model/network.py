@@ -25,6 +25,7 @@ from sc_mllm_ros.model.codec import FailureAnswer, PoseAnswer
 from sc_mllm_ros.model.config import SCMLLMConfig
 from sc_mllm_ros.model.data import prompt_values
 from sc_mllm_ros.model.decoding import AnswerConstraint, decode_prefilled, decode_tokenwise
+from sc_mllm_ros.model.lean import KVCache, LeanLlama
 from sc_mllm_ros.model.prompts import answer_segments, CAUSES, FAILURE_ANSWERS, prompt_segments
 from sc_mllm_ros.model.tokenizer import SCTokenizer
 from sc_mllm_ros.model.vision import change_image, preprocess, Projector, RegressionHead, VisionTower
@@ -97,6 +98,8 @@ class SCMLLM(nn.Module):
         self.projector = Projector(self.tower.out_dim, self.dim, self.tower.num_tokens)
         self.head = RegressionHead(self.tower.out_dim, self.tower.grid)
         self.llm = self._wrap_adapters(llm)
+        # The serving forward (merged LoRA, static cache); None where the adapter kind needs Hugging Face's.
+        self.lean = LeanLlama(self.llm) if LeanLlama.supports(self.llm) else None
         self.register_buffer("mean", torch.tensor(cfg.vision.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.vision.std).view(1, 3, 1, 1), persistent=False)
         self.set_trainable("adapter")
@@ -252,14 +255,25 @@ class SCMLLM(nn.Module):
         logits = self.base_llm(inputs_embeds=emb, use_cache=False, logits_to_keep=t + 1).logits
         return logits[:, :t]
 
-    def _step(self, prefix: torch.Tensor | None, new_ids: list[int], cache: object):
+    def _reference_step(self, prefix: torch.Tensor | None, new_ids: list[int], cache: object):
+        """A decoding pass through Hugging Face's forward and peft's LoRA modules (what training computes)."""
+        out = self.base_llm(
+            inputs_embeds=self._step_embeds(prefix, new_ids), cache=cache, use_cache=True, logits_to_keep=1
+        )
+        return out.logits[0, -1].float(), out.cache
+
+    def _lean_step(self, prefix: torch.Tensor | None, new_ids: list[int], cache: KVCache | None):
+        """The same pass through :class:`LeanLlama` (merged LoRA, static cache): ~5x less Python."""
+        emb = self._step_embeds(prefix, new_ids)
+        if cache is None:
+            cache = self.lean.new_cache(1, emb.shape[1] + self.config.max_answer_tokens)
+        return self.lean.forward(emb, cache)[0].float(), cache
+
+    def _step_embeds(self, prefix: torch.Tensor | None, new_ids: list[int]) -> torch.Tensor:
         parts = [] if prefix is None else [prefix]
         if new_ids:
             parts.append(self.embed_ids(torch.tensor([new_ids], dtype=torch.long)))
-        out = self.base_llm(
-            inputs_embeds=torch.cat(parts, dim=1), cache=cache, use_cache=True, logits_to_keep=1
-        )
-        return out.logits[0, -1].float(), out.cache
+        return torch.cat(parts, dim=1)
 
     # -- runtime API --------------------------------------------------------------------------------------
     def _answer(self, family: str, rgb: np.ndarray, values: dict[str, object], method: str = "prefilled"):
@@ -280,14 +294,18 @@ class SCMLLM(nn.Module):
         """Constrained greedy answer for a preprocessed uint8 (3, S, S) image.
 
         Returns the finished constraint (``.values`` holds the slot values, ``.tokens`` the ids) and the
-        number of forward passes.
+        number of forward passes.  ``tokenwise`` is the reference: one pass per token through Hugging
+        Face's forward; ``prefilled`` is the serving path (forced text batched, :class:`LeanLlama` passes).
         """
         if method not in ("prefilled", "tokenwise"):
             raise ValueError(f"decoding method must be 'prefilled' or 'tokenwise', got {method!r}")
         constraint = AnswerConstraint(answer_segments(family, self.config.answer_size), self.tokenizer)
-        decode = decode_prefilled if method == "prefilled" else decode_tokenwise
+        if method == "tokenwise":
+            decode, step = decode_tokenwise, self._reference_step
+        else:
+            decode, step = decode_prefilled, self._reference_step if self.lean is None else self._lean_step
         with torch.inference_mode():
-            passes = decode(self._step, self.prefix_embeds(image[None], prompt_ids), constraint)
+            passes = decode(step, self.prefix_embeds(image[None], prompt_ids), constraint)
         return constraint, passes
 
     def predict_pose(self, rgb: np.ndarray, object_name: str, method: str = "prefilled") -> PoseAnswer:
@@ -351,16 +369,22 @@ class SCMLLM(nn.Module):
         """P(text + EOS | prefix) for each text, normalised over ``texts``: two forward passes in all."""
         tok = self.tokenizer
         alts = [[*tok.encode_text(t), tok.eos_id] for t in texts]
-        out = self.base_llm(inputs_embeds=prefix, use_cache=True, logits_to_keep=1)
-        first = out.logits[0, -1].float().log_softmax(-1)
         n, longest = len(alts), max(len(a) for a in alts)
         ids = torch.full((n, longest), tok.pad_id, dtype=torch.long)
         for i, a in enumerate(alts):
             ids[i, : len(a)] = torch.tensor(a)
-        cache = out.cache
-        cache.batch_repeat_interleave(n)
         # Right padding: a real token never attends to a later pad, so the scores of real tokens are exact.
-        rest = self.base_llm(inputs_embeds=self.embed_ids(ids[:, :-1]), cache=cache, use_cache=False).logits
+        rest_embeds = self.embed_ids(ids[:, :-1])
+        if self.lean is None:
+            out = self.base_llm(inputs_embeds=prefix, use_cache=True, logits_to_keep=1)
+            first, cache = out.logits[0, -1], out.cache
+            cache.batch_repeat_interleave(n)
+            rest = self.base_llm(inputs_embeds=rest_embeds, cache=cache, use_cache=False).logits
+        else:
+            cache = self.lean.new_cache(1, prefix.shape[1] + longest)
+            first = self.lean.forward(prefix, cache)[0]
+            rest = self.lean.forward(rest_embeds, cache.repeat(n), last_only=False)
+        first = first.float().log_softmax(-1)
         lp = rest.float().log_softmax(-1)
         scores = torch.stack(
             [
