@@ -19,7 +19,7 @@ from sc_mllm_ros.sim.objects import categories_for, SPLITS
 )
 def test_the_authored_files_load_with_our_mujoco_and_have_a_movable_part(path, joint, radians):
     obj = _compiled(path(), joint, radians)
-    lo, hi = obj.range
+    lo, hi = obj.joint_range
     assert hi - lo > 0.1  # metres or radians: a real range, not one misread in degrees
     assert any(g.moves for g in obj.geoms) and any(not g.moves for g in obj.geoms)
 

@@ -61,7 +61,7 @@ class _FileObject:
     geoms: tuple[_FileGeom, ...]
     anchor: np.ndarray
     axis: np.ndarray
-    range: tuple[float, float]
+    joint_range: tuple[float, float]
     damping: float
     friction: float
 
@@ -162,7 +162,7 @@ def robosuite_door(rng, scale, st: _Style) -> _Object:
         anchor,
         "hinge",
         flip @ door.axis,
-        door.range,
+        door.joint_range,
         np.array([1.0, 0.0, 0.0]),
         contact,
         face,
@@ -223,7 +223,7 @@ def _metaworld(file: str, joint: str, name: str, rng: np.random.Generator, st: _
                 front = (p, h)  # the pullable face: the moving box reaching farthest forward
     (fp, fh), width, height = front, 2 * front[1][1], 2 * front[1][2]
     # Positive motion opens (the world's convention); Meta-World's drawer and door open towards -q.
-    lo_q, hi_q = obj.range
+    lo_q, hi_q = obj.joint_range
     sign = -1.0 if hi_q <= 0.0 else 1.0
     axis = sign * _FROM_METAWORLD @ obj.axis
     anchor = _FROM_METAWORLD @ obj.anchor + shift
