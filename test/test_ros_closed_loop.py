@@ -68,7 +68,7 @@ def system(tmp_path, monkeypatch, first_tries_graded_failures):
     monkeypatch.setattr(SCMLLM, "from_pretrained", classmethod(counting))
     rclpy.init(domain_id=random.SystemRandom().randrange(1, 200))
     overrides = {
-        "sc_mllm_sim": {"scene_seed": 15, "scene_split": "test_unseen"},
+        "sc_mllm_sim": {"scene_seed": 18, "scene_split": "test_unseen"},
         "sc_mllm_learner": {"steps_per_update": 1},
     }
     # No model given: the host loads its model_path (empty: the shipped model), as the executable does.
