@@ -15,9 +15,10 @@ help:
 setup:
 	@tools/setup.sh
 
-# Two held-out scenes of unseen categories; scene 15 is one where the first attempt fails, so the demo shows
-# the whole loop: detect, correct through /request_correction, learn, serve the new adapter.
-DEMO_ARGS ?= --split test_unseen --scene-seed 15 --episodes 2
+# Two held-out scenes of unseen categories. On scene 18 the shipped model's first try fails, so the demo shows
+# the whole loop: the checker sees the failure, corrections with the experts' hints, one succeeds, it is learned
+# and the new adapter served (the same task again with it fails: one sample does not fix this scene).
+DEMO_ARGS ?= --split test_unseen --scene-seed 18 --episodes 2
 demo: setup
 	$(ENV) sc-mllm bringup --demo --out runs/demo $(DEMO_ARGS)
 
