@@ -44,8 +44,10 @@ CREATE TABLE IF NOT EXISTS samples (
 
 
 def _pack(**arrays: np.ndarray) -> bytes:
+    # Uncompressed: a frame's noisy float depth hardly compresses (-22 % for 4-11 ms of zlib per frame, which
+    # sat between the answer and its publication); np.load reads compressed blobs of older stores alike.
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez(buf, **arrays)
     return buf.getvalue()
 
 
