@@ -44,7 +44,7 @@ class SimArm:
         base_frame: str,
         split: str = "train",
         category: str = "",
-        image_size: int = 112,
+        image_size: int = 224,
         seed: int = 0,
     ) -> None:
         self.base_frame = base_frame

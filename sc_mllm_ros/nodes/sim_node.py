@@ -38,7 +38,7 @@ class SimNode(ArmNode):
             self.base_frame,
             split=declare(self, "scene_split", "train", "train | test_seen | test_unseen"),
             category=declare(self, "scene_category", "", "object category (empty: drawn from the split)"),
-            image_size=declare(self, "image_size", 112, "camera resolution (px)", (16, 1024)),
+            image_size=declare(self, "image_size", 224, "camera resolution (px), as trained", (16, 1024)),
             seed=declare(self, "scene_seed", 0, "seed of the first scene", (0, 2**31 - 1)),
         )
         # tf2_ros_py's StaticTransformBroadcaster keeps the first transform of a child frame, and the camera
