@@ -1,7 +1,8 @@
 """``sc-mllm bench system``: the ROS graph's overheads, measured side by side in one run.
 
 * policy latency (task and latest image in -> goal out, through DDS) against the raw model call;
-* correction latency (``/request_correction`` with the automatic experts) against the raw model call;
+* correction latency (``/request_correction`` with the automatic experts) against the raw model call, and
+  against the same library calls without ROS (the experts' hints, then the model's correction);
 * one learner update (adapter fine-tuning + EMA) on a batch of corrected samples;
 * policy latency while the learner trains on its own thread, against idle.
 """
@@ -30,21 +31,42 @@ def _stats(xs: list[float]) -> tuple[float, float]:
     return float(np.percentile(xs, 50)), float(np.percentile(xs, 95))
 
 
+def _accepted_scene(server, tries: int = 50):
+    """The first training scene whose pose answer the default safety envelope accepts (the normal path).
+
+    A rejected goal takes another path (no goal, markers or arm), which would not be what the graph adds.
+    """
+    from sc_mllm_ros.episode.record import Frame
+    from sc_mllm_ros.episode.safety import GoalRejected, SafetyEnvelope
+    from sc_mllm_ros.sim import PullWorld, sample_scene
+
+    for seed in range(tries):
+        with PullWorld(sample_scene(seed, split="train")) as world:
+            obs, gt, obj = world.reset(), world.ground_truth, world.object_name
+            try:
+                att = server.predict(Frame(obs.rgb, obs.depth, obs.intrinsics), obj)
+                SafetyEnvelope().check(att.pose, world.camera_pose)
+            except GoalRejected:
+                continue
+            return seed, obs, gt, obj
+    raise RuntimeError(f"the safety envelope rejected the answers on the first {tries} training scenes")
+
+
 def run(args: argparse.Namespace) -> int:
     import rclpy
     from std_msgs.msg import String
 
     from sc_mllm_ros.episode.bench import serving_during_learning
-    from sc_mllm_ros.episode.serving import ModelServer
+    from sc_mllm_ros.episode.record import EpisodeRecord, Frame
+    from sc_mllm_ros.episode.serving import FrameExperts, ModelServer
+    from sc_mllm_ros.experts import Experts
     from sc_mllm_ros.model import OnlineLearner, TrainingSample
     from sc_mllm_ros.nodes.runtime import load_model
     from sc_mllm_ros.nodes.system import compose, DEFAULT_CONFIG
-    from sc_mllm_ros.sim import PullWorld, sample_scene
 
     model = load_model(args.model)
-    scene = sample_scene(0, split="train")
-    with PullWorld(scene) as world:
-        obs, gt, obj = world.reset(), world.ground_truth, world.object_name
+    server = ModelServer(model)
+    seed, obs, gt, obj = _accepted_scene(server)
     rows: dict[str, list[float]] = {}
 
     def timed(name: str, fn) -> None:
@@ -57,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
 
     timed("model.predict_pose (raw)", lambda: model.predict_pose(obs.rgb, obj))
     timed("model.correct (raw)", lambda: model.correct(obs.rgb, obj, gt.contact, gt.up, gt.forward))
+    experts = FrameExperts(Experts.from_pretrained())
+    record = EpisodeRecord("bench", f"pull the {obj}", obj, Frame(obs.rgb, obs.depth, obs.intrinsics))
+    record.attempts.append(server.predict(record.frame, obj))
+    timed("experts' hints + correction (raw, no ROS)", lambda: server.correct(record, experts.hints(record)))
 
     samples = [
         TrainingSample(
@@ -75,13 +101,13 @@ def run(args: argparse.Namespace) -> int:
     learner = OnlineLearner(model.clone())
     timed(f"learner update ({args.learner_batch} samples)", lambda: learner.update(samples))
     # In process, without the transport: answers served by the ModelServer during one update.
-    serving = serving_during_learning(ModelServer(model), learner, samples, args.repeats, obs.rgb, obj)
+    serving = serving_during_learning(server, learner, samples, args.repeats, obs.rgb, obj)
 
     rclpy.init()
     system = None
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            overrides = {"sc_mllm_policy": {"auto_execute": False}, "sc_mllm_sim": {"scene_seed": 0}}
+            overrides = {"sc_mllm_policy": {"auto_execute": False}, "sc_mllm_sim": {"scene_seed": seed}}
             system = compose(model, data_dir, DEFAULT_CONFIG, overrides, model_version=args.model)
             client = system.client
             client.wait_for_frames(2, 60.0)
@@ -119,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             system.shutdown()
         rclpy.try_shutdown()
 
-    print(f"sc-mllm bench system ({args.repeats} runs each, model {args.model})")
+    print(f"sc-mllm bench system ({args.repeats} runs each, model {args.model}, train scene {seed})")
     print(f"{'measurement':58s} {'p50 ms':>9s} {'p95 ms':>9s}")
     for name, xs in rows.items():
         p50, p95 = _stats(xs)
@@ -129,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"policy overhead ratio (graph / raw model call):        {idle / raw:.2f}x")
     corr = med["/request_correction (automatic experts, no execution)"]
     print(f"correction overhead ratio (service / raw model call):  {corr / med['model.correct (raw)']:.2f}x")
+    same = med["experts' hints + correction (raw, no ROS)"]
+    print(f"correction overhead ratio (service / same calls, no ROS): {corr / same:.2f}x")
     busy = med["policy: task in -> goal out (learner training)"]
     print(f"policy latency while learning / idle:                  {busy / idle:.2f}x")
     print(

@@ -1,0 +1,37 @@
+"""``sc-mllm bench system`` end to end, once per row: every measurement and ratio line it promises."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy is not installed: run tools/setup.sh")
+
+pytestmark = pytest.mark.ros
+
+
+def test_bench_system_prints_every_row_and_ratio_on_an_accepted_scene(capsys) -> None:
+    from sc_mllm_ros.cli import main
+
+    assert main(["bench", "system", "--repeats", "1", "--learner-batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"train scene \d+\)", out), out
+    for row in (
+        "model.predict_pose (raw)",
+        "model.correct (raw)",
+        "experts' hints + correction (raw, no ROS)",
+        "learner update (2 samples)",
+        "policy: task in -> goal out (idle)",
+        "/request_correction (automatic experts, no execution)",
+        "policy: task in -> goal out (learner training)",
+    ):
+        assert re.search(re.escape(row) + r"\s+\d+\.\d\s+\d+\.\d", out), row
+    ratios = (
+        "graph / raw model call",
+        "service / raw model call",
+        "service / same calls, no ROS",
+        "learning / idle",
+    )
+    for ratio in ratios:
+        assert re.search(re.escape(ratio) + r"\)?:\s+\d+\.\d\dx", out), ratio
