@@ -1,6 +1,7 @@
 """``sc-mllm bench system``: the ROS graph's overheads, measured side by side in one run.
 
-* policy latency (task and latest image in -> goal out, through DDS) against the raw model call;
+* policy latency (task and latest image in -> goal out, through DDS) against the raw model call, with the
+  simulated cell in its own process rendering at 10 Hz, as ``franka_bringup.launch.py`` runs the graph;
 * correction latency (``/request_correction`` with the automatic experts) against the raw model call, and
   against the same library calls without ROS (the experts' hints, then the model's correction);
 * one learner update (adapter fine-tuning + EMA) on a batch of corrected samples;
@@ -10,6 +11,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import random
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -25,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeats", type=int, default=10, help="measurements per row")
     parser.add_argument("--learner-batch", type=int, default=8, help="corrected samples per learner update")
+
+
+SETTLE_S = (0.05, 0.15)  # idle time before each measured call, not timed
 
 
 def _stats(xs: list[float]) -> tuple[float, float]:
@@ -68,11 +76,16 @@ def run(args: argparse.Namespace) -> int:
     server = ModelServer(model)
     seed, obs, gt, obj = _accepted_scene(server)
     rows: dict[str, list[float]] = {}
+    pauses = random.Random(0)
 
     def timed(name: str, fn) -> None:
         fn()  # warm-up
         rows[name] = []
         for _ in range(args.repeats):
+            # Latency of one request on a settled graph: the previous one's tail (its goal markers and debug
+            # image, published after the goal) is not this one's cost; tasks come seconds apart in an episode.
+            # A random pause samples every phase of the camera's 10 Hz frames.
+            time.sleep(pauses.uniform(*SETTLE_S))
             t0 = time.perf_counter()
             fn()
             rows[name].append(time.perf_counter() - t0)
@@ -103,23 +116,36 @@ def run(args: argparse.Namespace) -> int:
     # In process, without the transport: answers served by the ModelServer during one update.
     serving = serving_during_learning(server, learner, samples, args.repeats, obs.rgb, obj)
 
-    rclpy.init()
+    # The graph as the launch file runs it: the simulated cell in its own process (its rendering at 10 Hz
+    # holds its own interpreter), the model host and the learner here; a private DDS domain.
+    domain = random.SystemRandom().randrange(1, 200)
+    rclpy.init(domain_id=domain)
     system = None
+    sim = subprocess.Popen(
+        [sys.executable, "-c", "from sc_mllm_ros.nodes.sim_node import main; main()", "--ros-args"]
+        + ["--params-file", str(DEFAULT_CONFIG), "-p", f"scene_seed:={seed}"],
+        env={**os.environ, "ROS_DOMAIN_ID": str(domain)},
+        stdout=subprocess.DEVNULL,
+    )
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            overrides = {"sc_mllm_policy": {"auto_execute": False}, "sc_mllm_sim": {"scene_seed": seed}}
-            system = compose(model, data_dir, DEFAULT_CONFIG, overrides, model_version=args.model)
+            overrides = {"sc_mllm_policy": {"auto_execute": False}}
+            system = compose(model, data_dir, DEFAULT_CONFIG, overrides, model_version=args.model, arm=False)
             client = system.client
             client.wait_for_frames(2, 60.0)
             task = f"pull the {client.scene_object()}"
             last = {}
 
             def policy() -> None:
-                n = len(client.predictions)
+                # The newest prediction object, not the count: the client keeps only the last KEEP.
+                before = client.predictions[-1] if client.predictions else None
                 client.task_pub.publish(String(data=task))
-                last["pred"] = client.wait_for(
-                    lambda: len(client.predictions) > n and client.predictions[-1], 60.0, "a prediction"
-                )
+
+                def newest():
+                    pred = client.predictions[-1] if client.predictions else None
+                    return pred is not before and pred
+
+                last["pred"] = client.wait_for(newest, 60.0, "a prediction")
 
             timed("policy: task in -> goal out (idle)", policy)
             episode = last["pred"].episode_id
@@ -144,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         if system is not None:
             system.shutdown()
         rclpy.try_shutdown()
+        sim.terminate()
+        sim.wait(30)
 
     print(f"sc-mllm bench system ({args.repeats} runs each, model {args.model}, train scene {seed})")
     print(f"{'measurement':58s} {'p50 ms':>9s} {'p95 ms':>9s}")

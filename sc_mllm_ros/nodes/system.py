@@ -81,10 +81,12 @@ def compose(
     config: str | Path | None = DEFAULT_CONFIG,
     overrides: dict[str, dict] | None = None,
     model_version: str = "",
+    arm: bool = True,
 ) -> System:
     """Model host, arm and learner over one ``model``; ``overrides`` maps node names to parameter values.
 
-    ``model`` None: the host loads its ``model_path`` (as the ``model_host`` executable does).
+    ``model`` None: the host loads its ``model_path`` (as the ``model_host`` executable does). ``arm`` False
+    leaves the arm to another process (``sim_node``, as the launch file runs it).
     """
     if not rclpy.ok():
         raise RuntimeError("call rclpy.init() first")
@@ -102,6 +104,7 @@ def compose(
 
     server = ModelServer(model, model_version=model_version or "in-process") if model is not None else None
     host = ModelHost(server, overrides, cli_args)
-    arm = SimNode(**params("sc_mllm_sim"))
+    arms = [SimNode(**params("sc_mllm_sim"))] if arm else []
     learner = LearnerNode(host.server.model.clone(), **params("sc_mllm_learner"))
-    return System(host, [*host.nodes, arm, learner], ScMllmCommander(), MultiThreadedExecutor(num_threads=8))
+    nodes = [*host.nodes, *arms, learner]
+    return System(host, nodes, ScMllmCommander(), MultiThreadedExecutor(num_threads=8))
