@@ -35,3 +35,5 @@ def test_bench_system_prints_every_row_and_ratio_on_an_accepted_scene(capsys) ->
     )
     for ratio in ratios:
         assert re.search(re.escape(ratio) + r"\)?:\s+\d+\.\d\dx", out), ratio
+    goals = re.findall(r"^(.+?)\s+\S+ (x|s)\s+goal <= \S+ (?:x|s): (met|MISSED by .+)$", out, re.MULTILINE)
+    assert len(goals) == 4, out

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learner-batch", type=int, default=8, help="corrected samples per learner update")
 
 
+GRAPH_GOAL = 1.15  # what the graph may add to a model call
+LEARNING_GOAL = 1.2  # serving latency while the learner trains, against idle
 SETTLE_S = (0.05, 0.15)  # idle time before each measured call, not timed
 
 
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from sc_mllm_ros.episode.serving import FrameExperts, ModelServer
     from sc_mllm_ros.experts import Experts
     from sc_mllm_ros.model import OnlineLearner, TrainingSample
+    from sc_mllm_ros.model.bench import goal_line, machine_load, UPDATE_GOAL_S
     from sc_mllm_ros.nodes.runtime import load_model
     from sc_mllm_ros.nodes.system import compose, DEFAULT_CONFIG
 
@@ -192,4 +195,11 @@ def run(args: argparse.Namespace) -> int:
         f"{serving['answer_ms_during_update']:.0f} ms ({serving['answers_during_update']} answers "
         f"served during the {serving['update_s']:.1f} s update)"
     )
+    graph_note = "the graph's Python executor, DDS hops and the durable episode write (README, Benchmarks)"
+    print(f"goals (issue 14), {machine_load()}:")
+    print(goal_line("graph / raw predict_pose", idle / raw, GRAPH_GOAL, "x", graph_note))
+    print(goal_line("/request_correction / raw correct", corr / med["model.correct (raw)"], GRAPH_GOAL, "x"))
+    print(goal_line("policy latency while learning / idle", busy / idle, LEARNING_GOAL, "x"))
+    update = med[f"learner update ({args.learner_batch} samples)"]
+    print(goal_line(f"online update of {args.learner_batch} samples", update, UPDATE_GOAL_S, "s"))
     return 0
