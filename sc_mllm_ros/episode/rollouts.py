@@ -8,21 +8,33 @@ is the executed correction where it succeeded, else the ground-truth pose. The g
 loop itself runs on what a cell has (the gate is the ground truth here so that failures get corrected and
 recorded whatever the checker of this round says).
 
+:class:`SimArm`, the embedded world as the loop's arm, is the evaluation's arm too.
+
 Records are in ``sc_mllm_dataset/1`` (see :mod:`sc_mllm_ros.sim.dataset`), deterministic by seed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from sc_mllm_ros.episode.loop import ArmOutcome, Gate, ModelChecker, run_episode
+from sc_mllm_ros.episode.loop import ArmOutcome, Gate, ModelChecker, run_episode, Verdict
 from sc_mllm_ros.episode.record import Attempt, BadInput, EpisodeRecord, Frame
 from sc_mllm_ros.episode.serving import FrameExperts, ModelServer
 from sc_mllm_ros.geometry import project
-from sc_mllm_ros.sim.dataset import _experts, _images, _outcome_label, _vec, GenConfig, scene_seed
+from sc_mllm_ros.sim.dataset import (
+    _experts,
+    _images,
+    _vec,
+    GenConfig,
+    outcome_label,
+    scene_fields,
+    scene_seed,
+)
 from sc_mllm_ros.sim.labels import in_mask
 from sc_mllm_ros.sim.objects import categories_for, sample_scene
-from sc_mllm_ros.sim.world import PullWorld
+from sc_mllm_ros.sim.world import ExecutionResult, PullWorld
 
 _SERVERS: dict[str, ModelServer] = {}
 
@@ -39,12 +51,15 @@ def _server(path: str) -> ModelServer:
     return _SERVERS[path]
 
 
-class _RecordingArm:
-    """The embedded world as the loop's arm, keeping each execution (the end depth goes into the records)."""
+@dataclass
+class SimArm:
+    """The embedded world as the loop's arm; it knows the ground truth of every attempt and keeps each result.
 
-    def __init__(self, world: PullWorld) -> None:
-        self.world = world
-        self.results: list = []
+    An unreachable pose is not completed (the executor's verdict: the checker is not asked).
+    """
+
+    world: PullWorld
+    results: list[ExecutionResult] = field(default_factory=list)  # the end depth goes into the records
 
     def execute(self, record: EpisodeRecord, attempt: Attempt) -> ArmOutcome:
         res = self.world.execute(attempt.pose)
@@ -56,6 +71,7 @@ class _RecordingArm:
             end_rgb=res.end_obs.rgb,
             intrinsics=self.world.intrinsics,
             success=res.success,
+            true_cause=Verdict.UNREACHABLE.value if res.unreachable else outcome_label(res),
         )
 
 
@@ -76,17 +92,7 @@ def policy_records(
         if not in_mask(gt.affordance_mask, gt.contact):
             return [], {}, None
         stem = f"{split}-{index:06d}"
-        base = {
-            "split": split,
-            "category": category,
-            "object": scene.object_name,
-            "scene_seed": sseed,
-            "intrinsics": obs.intrinsics.to_dict(),
-            "contact": _vec(gt.contact),
-            "up": _vec(gt.up),
-            "forward": _vec(gt.forward),
-            "source": "policy",
-        }
+        base = {**scene_fields(split, category, scene, sseed, obs, gt), "source": "policy"}
 
         def add(name: str, family: str, imgs: tuple[bytes, bytes], **extra) -> None:
             rid = f"{stem}-{name}"
@@ -102,7 +108,7 @@ def policy_records(
             scene.object_name,
             Frame(obs.rgb, obs.depth, obs.intrinsics),
         )
-        arm = _RecordingArm(world)
+        arm = SimArm(world)
         experts = FrameExperts(_experts(cfg.experts))
         try:
             run_episode(
@@ -112,7 +118,7 @@ def policy_records(
             pass
         first_label = None
         for i, (attempt, res) in enumerate(zip(record.attempts, arm.results)):
-            label = _outcome_label(res)
+            label = outcome_label(res)
             if label is not None:
                 ee = res.ee_pose
                 add(

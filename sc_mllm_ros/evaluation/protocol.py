@@ -46,6 +46,7 @@ from tqdm import tqdm
 from sc_mllm_ros.episode.learning import training_samples
 from sc_mllm_ros.episode.loop import ArmOutcome, Gate, ModelChecker, run_episode, Step
 from sc_mllm_ros.episode.record import Attempt, BadInput, EpisodeRecord, Frame
+from sc_mllm_ros.episode.rollouts import SimArm
 from sc_mllm_ros.episode.serving import FrameExperts, Hints, ModelServer, resolve_hints
 from sc_mllm_ros.episode.store import StoredSample
 from sc_mllm_ros.evaluation import baselines
@@ -152,35 +153,6 @@ def scene_plan(cfg: EvalConfig) -> dict[str, dict[str, list[int]]]:
                     )
                 used[(split, s)] = f"{cfg.split_role} {purpose}"
     return plan
-
-
-def true_cause(result) -> str | None:
-    """The paper's label of an executed attempt, or None when physics and geometry disagree."""
-    if result.success:
-        return "success"
-    return None if result.cause == "success" else result.cause
-
-
-@dataclass
-class SimArm:
-    """The embedded world as the loop's arm: it knows the ground truth of every attempt.
-
-    An unreachable pose is not completed (the executor's verdict: the checker is not asked).
-    """
-
-    world: PullWorld
-
-    def execute(self, record: EpisodeRecord, attempt: Attempt) -> ArmOutcome:
-        result = self.world.execute(attempt.pose)
-        return ArmOutcome(
-            completed=not result.unreachable,
-            message=result.message,
-            ee_pose=result.ee_pose,
-            end_rgb=result.end_obs.rgb,
-            intrinsics=self.world.intrinsics,
-            success=result.success,
-            true_cause=UNREACHABLE if result.unreachable else true_cause(result),
-        )
 
 
 @dataclass

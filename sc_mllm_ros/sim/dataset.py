@@ -140,7 +140,21 @@ def _experts(path: str | None):
     return _EXPERTS[path]
 
 
-def _outcome_label(res) -> str | None:
+def scene_fields(split: str, category: str, scene, sseed: int, obs, gt) -> dict:
+    """The fields every record of a scene carries: where it came from, its camera and its labelled pose."""
+    return {
+        "split": split,
+        "category": category,
+        "object": scene.object_name,
+        "scene_seed": sseed,
+        "intrinsics": obs.intrinsics.to_dict(),
+        "contact": _vec(gt.contact),
+        "up": _vec(gt.up),
+        "forward": _vec(gt.forward),
+    }
+
+
+def outcome_label(res) -> str | None:
     """The failure answer of an executed attempt; None when physics and the paper's label disagree."""
     if res.unreachable:
         return None
@@ -165,16 +179,7 @@ def scene_records(
         gt = world.ground_truth
         if not in_mask(gt.affordance_mask, gt.contact):
             return [], {}, None  # the best contact is hidden: no usable ground truth
-        base = {
-            "split": split,
-            "category": category,
-            "object": scene.object_name,
-            "scene_seed": sseed,
-            "intrinsics": obs.intrinsics.to_dict(),
-            "contact": _vec(gt.contact),
-            "up": _vec(gt.up),
-            "forward": _vec(gt.forward),
-        }
+        base = scene_fields(split, category, scene, sseed, obs, gt)
         stem = f"{split}-{index:06d}"
         initial = _images(obs.rgb, obs.depth)
 
@@ -248,7 +253,7 @@ def scene_records(
                     hint_candidate=j,
                     hint_succeeded=good,
                 )
-                label = _outcome_label(res)
+                label = outcome_label(res)
                 if label is not None:
                     add_failure(res, label, "attempt")
         for _ in range(cfg.failure_tries):
@@ -257,7 +262,7 @@ def scene_records(
                 continue
             res = world.execute(pose)
             # Keep only executions whose outcome agrees with their label (e.g. no unreachable "successes").
-            if _outcome_label(res) == wanted:
+            if outcome_label(res) == wanted:
                 add_failure(res, wanted, "failure")
                 return records, images, wanted
     return records, images, None
