@@ -175,3 +175,21 @@ def test_expert_hints_move_to_the_next_untried_candidate_with_its_own_plane() ->
     assert expert_hints(record, auto).contact == (5, 6)  # all tried: the best again
     only_rotation = expert_hints(record, auto, position=False)
     assert only_rotation.contact == record.last.contact and np.allclose(only_rotation.up, [0.0, 0.0, 1.0])
+
+
+def test_a_correction_that_landed_away_from_its_hint_still_uses_that_hint_up() -> None:
+    from types import SimpleNamespace
+
+    from sc_mllm_ros.episode.serving import expert_hints
+
+    planes = (_plane([0.0, 0.0, 1.0]), _plane([0.0, 0.6, 0.8]))
+    auto = SimpleNamespace(
+        pixel=(5.0, 6.0), plane=planes[0], candidate_pixels=((5.0, 6.0), (18.0, 4.0)), candidate_planes=planes
+    )
+    record = EpisodeRecord("ep", "pull the drawer", "drawer", FRAME)
+    record.attempts.append(replace(ANSWER, contact=(20, 30)))
+    first = expert_hints(record, auto)
+    assert first.contact == (5, 6)
+    # The correction answered far from its hint and failed: the hint was tried all the same.
+    record.attempts.append(replace(ANSWER, family="correction", contact=(30, 30), hint_contact=first.contact))
+    assert expert_hints(record, auto).contact == (18, 4)

@@ -146,12 +146,14 @@ def resolve_hints(record: EpisodeRecord, contact=None, up=None, forward=None, fe
 
 
 def untried_candidate(record: EpisodeRecord, pixels, min_px: float) -> int:
-    """Index of the best candidate farther than ``min_px`` from every contact this episode tried (else 0).
+    """Index of the best candidate farther than ``min_px`` from each contact and hint tried so far (else 0).
 
-    A failed attempt is evidence against its contact: the next correction is pointed at the next candidate
-    instead of repeating the same hint.
+    A failed attempt is evidence against its contact, and against its hint: a correction that landed away from
+    its hint would otherwise get the same hint again and repeat its answer.
     """
-    tried = np.array([a.contact for a in record.attempts], dtype=float).reshape(-1, 2)
+    points = [a.contact for a in record.attempts]
+    points += [a.hint_contact for a in record.attempts if a.hint_contact is not None]
+    tried = np.array(points, dtype=float).reshape(-1, 2)
     for i, p in enumerate(pixels):
         if tried.size == 0 or np.min(np.linalg.norm(tried - np.asarray(p, float), axis=1)) > min_px:
             return i
