@@ -79,10 +79,15 @@ def _config(args: argparse.Namespace):
     t.seed = args.seed
     t.soft_targets = not args.no_soft_targets
     t.precision = args.precision
-    for name in ("stage1_steps", "steps", "batch_size", "lr"):
-        if getattr(args, name) is not None:
-            setattr(t, name, getattr(args, name))
+    _override(t, args, ("stage1_steps", "steps", "batch_size", "lr"))
     return cfg
+
+
+def _override(train_cfg, args: argparse.Namespace, names: tuple[str, ...]) -> None:
+    """The ``TrainConfig`` fields among ``names`` that were given on the command line."""
+    for name in names:
+        if getattr(args, name) is not None:
+            setattr(train_cfg, name, getattr(args, name))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,9 +116,7 @@ def run(args: argparse.Namespace) -> int:
         train = training_set(model, args.limit)
         trainer = Trainer.resume(out, train)
         # Longer runs may be asked for on resume; everything else comes from the checkpoint.
-        for name in ("stage1_steps", "steps"):
-            if getattr(args, name) is not None:
-                setattr(trainer.cfg, name, getattr(args, name))
+        _override(trainer.cfg, args, ("stage1_steps", "steps"))
     elif args.init_from:
         seed_everything(args.seed)
         model = SCMLLM.from_pretrained(args.init_from)
@@ -121,9 +124,7 @@ def run(args: argparse.Namespace) -> int:
             model.config.checker_views = args.checker_views
         t = model.config.train
         t.seed, t.stage1_steps, t.precision = args.seed, 0, args.precision
-        for name in ("steps", "batch_size", "lr"):
-            if getattr(args, name) is not None:
-                setattr(t, name, getattr(args, name))
+        _override(t, args, ("steps", "batch_size", "lr"))
         train = training_set(model, args.limit)
         trainer = Trainer(model, train, out)
     else:
